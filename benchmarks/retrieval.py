@@ -1,0 +1,119 @@
+"""Retrieval benchmark: hybrid vs BM25-only vs dense-only over one index.
+
+The archive is the QA passages of drcd (traditional), cmrc2018 and
+antiterror_news_mrc (simplified) ingested as articles, plus the 1,815
+cctv_xwlb_2024 news articles as distractors. A question scores when its gold
+passage (or a near-duplicate folded into it) is among the hits.
+
+    python benchmarks/retrieval.py [--data ../shared/data] [--questions 400]
+
+The index is kept in benchmarks/out/ so a re-run skips the embedding; the
+throughput of the build that made it is saved beside it and printed again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from newsrag import Archive  # noqa: E402
+
+SETS = ("drcd", "cmrc2018", "antiterror_news_mrc")
+MODES = ("hybrid", "bm25", "dense")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def records(data: Path) -> list[dict]:
+    out = []
+    for name in SETS:
+        for p in read_jsonl(data / name / "passages.jsonl"):
+            out.append({"id": p["passage_id"], "title": p.get("title", ""), "text": p["context"],
+                        "source": name})
+    for a in read_jsonl(data / "cctv_xwlb_2024" / "articles.jsonl"):
+        out.append({k: a.get(k) for k in ("id", "title", "date", "source", "url", "text")})
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--index", default=str(ROOT / "benchmarks" / "out" / "retrieval-index"))
+    ap.add_argument("--questions", type=int, default=400, help="questions per set (0: all)")
+    ap.add_argument("--embedder", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    data = Path(args.data)
+
+    archive = Archive.open(args.index, embedder=args.embedder)
+    recs = records(data)
+    report = archive.ingest(recs, progress=True)
+    build_file = Path(args.index) / "benchmark-build.json"
+    if report.added:
+        build = {"articles": report.added, "chunks": report.chunks, "seconds": round(report.seconds, 1)}
+        build_file.write_text(json.dumps(build))
+    build = json.loads(build_file.read_text()) if build_file.exists() else None
+    stats = archive.stats()
+    print(f"\narchive: {stats['articles']} articles ({stats['duplicates']} near-duplicates), "
+          f"{stats['chunks']} chunks, embedder {stats['embedder']}, chunk {stats['chunk_tokens']} tokens")
+    if build:
+        print(f"ingest (the build that made this index): {build['articles']} articles, {build['chunks']} chunks "
+              f"in {build['seconds']:.0f} s = {build['articles'] / build['seconds']:.2f} articles/s, "
+              f"{build['chunks'] / build['seconds']:.2f} chunks/s")
+    print(f"this run's ingest: {report.summary()}")
+
+    rng = random.Random(args.seed)
+    header = f"{'set':<22}{'mode':<8}{'n':>6}{'R@1':>8}{'R@5':>8}{'R@20':>8}{'MRR@10':>9}"
+    print("\n" + header + "\n" + "-" * len(header))
+    latencies: list[float] = []
+    wins = True
+    for name in SETS:
+        qs = read_jsonl(data / name / "qa.jsonl")
+        if args.questions and len(qs) > args.questions:
+            qs = rng.sample(qs, args.questions)
+        results = {}
+        for mode in MODES:
+            ranks = []
+            for q in qs:
+                t0 = time.perf_counter()
+                hits = archive.search(q["question"], k=20, mode=mode)
+                if mode == "hybrid":
+                    latencies.append(time.perf_counter() - t0)
+                gold = q["passage_id"]
+                rank = next((i for i, h in enumerate(hits, 1) if h.article_id == gold or gold in h.duplicates), None)
+                ranks.append(rank)
+            n = len(ranks)
+            r = {
+                "R@1": sum(1 for x in ranks if x and x <= 1) / n,
+                "R@5": sum(1 for x in ranks if x and x <= 5) / n,
+                "R@20": sum(1 for x in ranks if x and x <= 20) / n,
+                "MRR@10": sum(1 / x for x in ranks if x and x <= 10) / n,
+            }
+            results[mode] = r
+            print(f"{name:<22}{mode:<8}{n:>6}" + "".join(f"{r[m]:>8.3f}" for m in ("R@1", "R@5", "R@20"))
+                  + f"{r['MRR@10']:>9.3f}", flush=True)
+        beats = all(results["hybrid"]["MRR@10"] > results[m]["MRR@10"] for m in ("bm25", "dense"))
+        wins &= beats
+        print(f"{'':<22}hybrid beats both on MRR@10: {'yes' if beats else 'NO'}")
+    print(f"\nhybrid search latency over {len(latencies)} queries: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+          f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+    return 0 if wins else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

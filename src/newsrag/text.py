@@ -1,0 +1,165 @@
+"""Chinese text: cleaning, script normalization, sentences and search tokens.
+
+Everything here is a pure function of strings, so the loaders, the chunker, the
+index and the query side all normalise text the same way.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import unicodedata
+
+# Crawlers of some Chinese sites leave a pinyin reading after a character:
+# 「進(jìn)」. A gloss is a single syllable in ASCII parentheses right after a Han
+# character, carrying a tone mark (or being one of the toneless particles).
+# Real parentheses 「(試行)」, 「(記者 張可馨)」, 「(AI)」 never match.
+_TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
+_NEUTRAL = "de|le|me|men|ma|ne|ba|zi|zhe|guo|ge|li|tou"
+_GLOSS = re.compile(
+    r"(?<=[\u3400-\u9fff])[(（]"
+    rf"(?:[a-zü]*[{_TONED}][a-zü]*|{_NEUTRAL})"
+    r"[)）]"
+)
+
+# Lines that are page furniture, not the story: kept as metadata, not as text.
+_META_LINE = re.compile(
+    r"^[【\[（(]?\s*(?P<key>责编|責編|责任编辑|責任編輯|编辑|編輯|校对|校對|审核|審核|审校|審校|"
+    r"监制|監製|编审|編審|终审|終審|值班编辑|值班編輯|来源|來源|稿源|本文来源|本文來源|原标题|原標題|"
+    r"作者|记者|記者|摄影|攝影)\s*[:：]\s*(?P<value>[^】\]）)]{1,60}?)\s*[】\]）)]?\s*$"
+)
+_META_KEYS = {
+    "责编": "editor", "責編": "editor", "责任编辑": "editor", "責任編輯": "editor",
+    "编辑": "editor", "編輯": "editor", "值班编辑": "editor", "值班編輯": "editor",
+    "校对": "proofreader", "校對": "proofreader", "审核": "reviewer", "審核": "reviewer",
+    "审校": "reviewer", "審校": "reviewer", "监制": "producer", "監製": "producer",
+    "编审": "reviewer", "編審": "reviewer", "终审": "reviewer", "終審": "reviewer",
+    "来源": "source", "來源": "source", "稿源": "source", "本文来源": "source",
+    "本文來源": "source", "原标题": "original_title", "原標題": "original_title",
+    "作者": "author", "记者": "author", "記者": "author", "摄影": "photographer",
+    "攝影": "photographer",
+}
+_DROP_LINE = re.compile(
+    r"^\s*(?:[（(]\s*(?:完|END|end)\s*[）)]|分享到.*|扫一扫.*|掃一掃.*|打印本页|关闭窗口|關閉窗口|"
+    r"【纠错】.*|【糾錯】.*|免责声明.*|免責聲明.*|版权声明.*|版權聲明.*|返回顶部|返回頂部)\s*$"
+)
+
+# Half-width punctuation between Han characters becomes the full-width form
+# Chinese typesetting uses, so that sentence splitting and display agree.
+_HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"}
+_HAN = r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef「」『』“”]"
+_HALF_PUNCT = re.compile(rf"(?<={_HAN})[,;:?!]|[,;:?!](?={_HAN})|(?<={_HAN})\(|\((?={_HAN})|(?<={_HAN})\)|\)(?={_HAN})")
+
+
+def _to_half_width_alnum(text: str) -> str:
+    """Full-width Latin letters, digits and spaces to ASCII; CJK punctuation stays."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\u3000":
+            out.append(" ")
+        elif 0xFF10 <= code <= 0xFF19 or 0xFF21 <= code <= 0xFF3A or 0xFF41 <= code <= 0xFF5A:
+            out.append(chr(code - 0xFEE0))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def normalize_width(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    text = _to_half_width_alnum(text)
+    return _HALF_PUNCT.sub(lambda m: _HALF_TO_FULL[m.group(0)], text)
+
+
+def remove_glosses(text: str) -> str:
+    return _GLOSS.sub("", text)
+
+
+def clean(raw: str) -> tuple[str, dict[str, str]]:
+    """Return (clean text, metadata lines pulled out of it).
+
+    Glosses are removed, widths normalised, blank runs collapsed, and
+    boilerplate lines (「責編: 莊恩慧」, 「来源：…」) moved into the metadata.
+    """
+    text = remove_glosses(raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", ""))
+    text = normalize_width(text)
+    meta: dict[str, str] = {}
+    kept = []
+    for line in text.split("\n"):
+        line = re.sub(r"[ \t\u00a0]+", " ", line).strip()
+        if not line:
+            continue
+        m = _META_LINE.match(line)
+        if m:
+            meta.setdefault(_META_KEYS[m.group("key")], m.group("value").strip())
+            continue
+        if _DROP_LINE.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept), meta
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Phrase-level traditional -> simplified (OpenCC); simplified text passes through."""
+    return _t2s().convert(text) if text else text
+
+
+def normalize(text: str) -> str:
+    """The form that is indexed and queried: clean width, simplified script, lower case."""
+    return to_simplified(normalize_width(text)).lower()
+
+
+# A sentence ends at 。！？；… (or ASCII !?;) plus any closing quotes, or at a line end.
+_SENTENCE = re.compile(r".*?(?:[。！？!?；;]+|…+|\n|$)[」』”’\"）)\]]*", re.S)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text``, whitespace trimmed."""
+    spans = []
+    for m in _SENTENCE.finditer(text):
+        start, end = m.span()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+_STOPWORDS = frozenset(
+    "的 了 是 在 和 与 及 或 也 都 就 而 并 把 被 对 为 于 以 之 其 这 那 有 个 中 上 下 将 已 等 "
+    "吗 呢 吧 啊 么 什么 哪些 哪个 哪 怎么 怎样 如何 为什么 多少 几 谁 何 是否 请问 关于 "
+    "一 一个 我 你 他 她 它 我们 他们 该 此 从 到 由 给 让 向".split()
+)
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def tokens(normalized: str) -> list[str]:
+    """BM25 tokens of already-normalized text: jieba search-mode words, no stopwords."""
+    out = []
+    for tok in _jieba().lcut_for_search(normalized):
+        tok = tok.strip()
+        if tok and _WORD.search(tok) and tok not in _STOPWORDS:
+            out.append(tok)
+    return out

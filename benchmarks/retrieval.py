@@ -5,7 +5,7 @@ antiterror_news_mrc (simplified) ingested as articles, plus the 1,815
 cctv_xwlb_2024 news articles as distractors. A question scores when its gold
 passage (or a near-duplicate folded into it) is among the hits.
 
-    python benchmarks/retrieval.py [--data ../shared/data] [--questions 400]
+    python benchmarks/retrieval.py [--data ../shared/data] [--questions N]
 
 The index is kept in benchmarks/out/ so a re-run skips the embedding; the
 throughput of the build that made it is saved beside it and printed again.
@@ -54,7 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--index", default=str(ROOT / "benchmarks" / "out" / "retrieval-index"))
-    ap.add_argument("--questions", type=int, default=400, help="questions per set (0: all)")
+    ap.add_argument("--questions", type=int, default=0, help="questions per set (default 0: all)")
     ap.add_argument("--embedder", default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -76,6 +76,8 @@ def main() -> int:
               f"in {build['seconds']:.0f} s = {build['articles'] / build['seconds']:.2f} articles/s, "
               f"{build['chunks'] / build['seconds']:.2f} chunks/s")
     print(f"this run's ingest: {report.summary()}")
+    for line in report.errors:
+        print(f"  ingest error: {line}")
 
     rng = random.Random(args.seed)
     header = f"{'set':<22}{'mode':<8}{'n':>6}{'R@1':>8}{'R@5':>8}{'R@20':>8}{'MRR@10':>9}"

@@ -146,3 +146,14 @@ def test_unsupported_and_missing_paths(tmp_path):
     files, errors = list_files([tmp_path / "a.pdf", tmp_path / "nope"])
     assert files == []
     assert [e.reason for e in errors] == ["unsupported file type '.pdf'", "no such file or folder"]
+
+
+def test_a_record_whose_title_is_its_whole_text_keeps_its_text(tmp_path):
+    body = "松江區今天開通地鐵三號線，全長二十公里，設站十二座。"
+    p = tmp_path / "feed.jsonl"
+    p.write_text(json.dumps({"id": "x", "title": body, "text": body}, ensure_ascii=False) + "\n"
+                 + json.dumps({"id": "y", "title": "原标题：松江区开通地铁", "text": "正文。"}, ensure_ascii=False) + "\n",
+                 encoding="utf-8")
+    a, b = load(p)
+    assert a.text == body
+    assert b.title == "松江区开通地铁"

@@ -2,6 +2,7 @@
 store and retrieval together and owns no algorithm of its own."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
@@ -10,13 +11,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from . import dedup
-from .articles import Article, BadInput, LoadError, article_from_record, list_files, load_file
+from .answering import EVIDENCE_MIN, Answer
+from .articles import Article, BadInput, LoadError, article_from_record, list_files, load_file, parse_date
+from .briefing import Briefing, n_themes
+from .briefing import build as build_briefing
 from .chunking import Chunk, chunk_article
+from .dates import question_period
 from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from .generators import Generator, make_generator
+from .prompts import Passage
 from .retrieval import Hit, search
 from .settings import Settings
 from .store import Store
-from .text import normalize, tokens
+from .text import coverage, normalize, tokens
 
 Progress = Callable[[int, int, str], None]
 
@@ -103,6 +110,7 @@ class Archive:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self._generator: Generator | None = None
 
     @classmethod
     def open(cls, path: str | Path | None = None, settings: Settings | None = None, **overrides) -> "Archive":
@@ -229,9 +237,7 @@ class Archive:
         chunks: list[Chunk] = []
         if canonical is None:
             near.add(art.id, sig)
-            chunks = chunk_article(art.title, art.text, self.embedder.count_tokens,
-                                   min(self.settings.chunk_tokens, self.embedder.max_tokens),
-                                   self.settings.chunk_overlap)
+            chunks = self._chunk(art.title, art.text)
         return _Planned(art, chunks, sig, canonical, replaces, status)
 
     def _vectors(self, chunks: list[Chunk], report: IngestReport) -> list:
@@ -284,41 +290,108 @@ class Archive:
 
     # ------------------------------------------------------------ delete
 
-    def delete(self, article_id: str) -> list[str]:
-        """Remove an article from every part of the index; returns the ids removed.
+    def delete(self, *article_ids: str) -> list[str]:
+        """Remove articles from every part of the index, in one commit; returns the ids removed.
 
-        If it was the canonical copy of a story, its first near-duplicate takes over.
+        If one was the canonical copy of a story, its first remaining near-duplicate takes over.
         """
         with self.store.writer():
-            row = self.store.article(article_id)
-            if row is None:
-                raise KeyError(f"no article with id {article_id!r}")
-            heirs = self.store.duplicates_of(article_id) if row["canonical_id"] is None else []
-            promoted = None
-            if heirs:
-                heir = self.store.article(heirs[0])
-                chunks = chunk_article(heir["title"], heir["text"], self.embedder.count_tokens,
-                                       min(self.settings.chunk_tokens, self.embedder.max_tokens),
-                                       self.settings.chunk_overlap)
-                report = IngestReport()
-                vecs = self._vectors(chunks, report)
-                promoted = [(c.seq, c.start, c.end, c.text, h, tokens(c.norm), v) for c, (h, v) in zip(chunks, vecs)]
-            with self.store.transaction():
-                self.store.delete_article_rows(article_id)
+            doomed = set(article_ids)
+            for aid in article_ids:
+                if self.store.article(aid) is None:
+                    raise KeyError(f"no article with id {aid!r}")
+            promotions = []  # (heir, its chunk rows, the other copies)
+            for aid in article_ids:
+                if self.store.article(aid)["canonical_id"] is not None:
+                    continue
+                heirs = [h for h in self.store.duplicates_of(aid) if h not in doomed]
                 if heirs:
-                    self.store.set_canonical(heirs[0], None)
-                    self.store.put_chunks(heirs[0], promoted)
-                    for other in heirs[1:]:
-                        self.store.set_canonical(other, heirs[0])
+                    heir = self.store.article(heirs[0])
+                    chunks = self._chunk(heir["title"], heir["text"])
+                    vecs = self._vectors(chunks, IngestReport())
+                    rows = [(c.seq, c.start, c.end, c.text, h, tokens(c.norm), v) for c, (h, v) in zip(chunks, vecs)]
+                    promotions.append((heirs[0], rows, heirs[1:]))
+            with self.store.transaction():
+                for aid in article_ids:
+                    self.store.delete_article_rows(aid)
+                for heir, rows, others in promotions:
+                    self.store.set_canonical(heir, None)
+                    self.store.put_chunks(heir, rows)
+                    for other in others:
+                        self.store.set_canonical(other, heir)
             self.store.derived()
-        return [article_id]
+        return list(article_ids)
+
+    def _chunk(self, title: str, text: str) -> list[Chunk]:
+        return chunk_article(title, text, self.embedder.count_tokens,
+                             min(self.settings.chunk_tokens, self.embedder.max_tokens), self.settings.chunk_overlap)
+
+    # ------------------------------------------------------------ answers and briefings
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            s = self.settings
+            self._generator = make_generator(
+                s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
+                max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, device=s.device,
+                embedder=self.embedder)
+        return self._generator
+
+    def ask_stream(self, question: str, k: int = 6, since: str | None = None, until: str | None = None,
+                   source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:
+        """Answer text as it is written, then the cited Answer as the last item."""
+        from .answering import stream_answer
+
+        today = parse_date(as_of) or dt.date.today().isoformat()
+        since, until = parse_date(since), parse_date(until)
+        period = None
+        if not (since or until):
+            found = question_period(normalize(question), dt.date.fromisoformat(today))
+            if found:
+                since, until = found[0], found[1]
+                period = {"since": since, "until": until, "words": found[2]}
+        # A period the question names narrows retrieval but keeps undated articles in play.
+        hits = search(self.store, self.embedder, question, k, since=since, until=until, source=source,
+                      max_per_article=2, include_undated=period is not None)
+        passages = [Passage(i, h.article_id, h.title, h.date, h.source, h.text, h.start, h.score)
+                    for i, h in enumerate(hits, 1)]
+        yield from stream_answer(question, passages, self.generator, today=today, period=period)
+
+    def ask(self, question: str, **kwargs) -> Answer:
+        """A short answer whose every sentence cites the article it rests on."""
+        *_, answer = self.ask_stream(question, **kwargs)
+        return answer
+
+    def brief(self, topic: str = "", since: str | None = None, until: str | None = None,
+              source: str | None = None, max_articles: int = 400,
+              progress: bool | Progress | None = None) -> Briefing:
+        """Themes with cited summaries and a timeline for a topic and/or a period."""
+        since, until = parse_date(since), parse_date(until)
+        rows = self.store.articles_in(since, until, normalize(source) if source else None)
+        canonical = [r for r in rows if r["canonical_id"] is None]
+        folded = len(rows) - len(canonical)
+        if topic:
+            hits = search(self.store, self.embedder, topic, k=max_articles, since=since, until=until,
+                          source=source, candidates=max_articles)
+            found = {h.article_id for h in hits}
+            # Dense search ranks every article; a briefing keeps those that name the topic.
+            canonical = [r for r in canonical if r["id"] in found
+                         and coverage(topic, r["title"] + "\n" + r["text"]) >= EVIDENCE_MIN]
+        canonical = canonical[:max_articles]
+        articles = [dict(r) for r in canonical]
+        vectors = self.store.article_vectors([a["id"] for a in articles])
+        bar = _Bar(progress, n_themes(len(articles)) if articles else 0, "briefing")
+        try:
+            return build_briefing(articles, vectors, self.generator, topic=topic, since=since, until=until,
+                                  duplicates_folded=folded, progress=lambda done, total, note: bar.advance(1, note))
+        finally:
+            bar.close()
 
     # ------------------------------------------------------------ reading
 
     def search(self, question: str, k: int = 10, since: str | None = None, until: str | None = None,
                source: str | None = None, mode: str = "hybrid", max_per_article: int = 1) -> list[Hit]:
-        from .articles import parse_date
-
         return search(self.store, self.embedder, question, k, since=parse_date(since), until=parse_date(until),
                       source=source, mode=mode, max_per_article=max_per_article)
 

@@ -117,7 +117,7 @@ def _split_header(lines: list[str], meta: dict[str, str], title: str = "") -> tu
     body = list(lines)
     if body and body[0].startswith("#"):
         body[0] = body[0].lstrip("#").strip()
-    if title and title in body[:8]:
+    if title and title in body[:8] and body.index(title) + 1 < len(body):
         # Page furniture (menus, breadcrumbs) that an extractor kept sits above the headline.
         del body[: body.index(title) + 1]
     elif body and not title and _is_heading(body[0]):
@@ -145,7 +145,7 @@ def build_article(raw: str, *, origin: str, title: str = "", date: Any = None, s
     if meta:
         found.update({k: str(v) for k, v in meta.items() if v})
     lines = cleaned.split("\n") if cleaned else []
-    title = textmod.normalize_width(str(title or "")).strip()
+    title = re.sub(r"^(?:原标题|原標題)\s*[:：]\s*", "", textmod.normalize_width(str(title or "")).strip())
     title, text_date, text_source, lines = _split_header(lines, found, title)
     body = "\n".join(lines).strip()
     if not body:

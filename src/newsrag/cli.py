@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .archive import Archive
 from .embedders import EmbedderError
+from .generators import GeneratorError
 from .settings import Settings
 from .store import IndexMismatch
 
@@ -25,9 +26,23 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="torch device for sentence-transformers models (default: auto)")
 
 
+def _generator_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generator (also NEWSRAG_* environment variables)")
+    g.add_argument("--generator", choices=("extractive", "transformers", "openai"),
+                   help="extractive (default, offline), a transformers model, or an OpenAI-compatible server")
+    g.add_argument("--model", help="transformers: model id or path; openai: the served model's name")
+    g.add_argument("--base-url", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key", help="openai: bearer token (default OPENAI_API_KEY)")
+    g.add_argument("--prompts", help="a folder of prompt templates replacing prompts/")
+    g.add_argument("--max-new-tokens", type=int, help="most tokens a model may write (default 512)")
+
+
+_SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "generator",
+                  "model", "base_url", "api_key", "prompts", "max_new_tokens")
+
+
 def _open(args: argparse.Namespace) -> Archive:
-    settings = Settings.load(index=args.index, embedder=args.embedder, chunk_tokens=args.chunk_tokens,
-                             chunk_overlap=args.chunk_overlap, batch_size=args.batch_size, device=args.device)
+    settings = Settings.load(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
     return Archive.open(settings=settings)
 
 
@@ -65,17 +80,69 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_delete(args) -> int:
-    status = 0
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    print(answer.text)
+    if answer.period:
+        p = answer.period
+        print(f"\n（按问题中的「{p['words']}」限定为 {p['since']} 至 {p['until']}）")
+    if answer.citations:
+        print()
+    for c in answer.citations:
+        when = f"{c.date or '日期不详'}" + (f"，文中所指日期 {c.event_date}" if c.event_date and c.event_date != c.date else "")
+        print(f"[{c.n}] {c.title}（{when or '日期不详'}，{c.source or '来源不详'}，{c.article_id}）")
+        print(f"    「{c.quote}」")
+    if answer.unsupported:
+        print("\n[?] 以下句子在资料中找不到依据: " + " / ".join(answer.unsupported))
+
+
+def cmd_ask(args) -> int:
     with _open(args) as archive:
-        for aid in args.ids:
-            try:
-                archive.delete(aid)
-                print(f"deleted {aid}", file=sys.stderr)
-            except KeyError as e:
-                print(f"newsrag: error: {e.args[0]}", file=sys.stderr)
-                status = 1
-    return status
+        stream = archive.ask_stream(args.question, k=args.k, since=args.since, until=args.until,
+                                    source=args.source, as_of=args.as_of)
+        answer = None
+        for piece in stream:
+            if isinstance(piece, str):
+                if not args.json and sys.stdout.isatty():
+                    print(piece, end="", flush=True)
+            else:
+                answer = piece
+        if not args.json and sys.stdout.isatty():
+            print("\n")
+    _print_answer(answer, args.json)
+    return 0
+
+
+def cmd_brief(args) -> int:
+    with _open(args) as archive:
+        brief = archive.brief(args.topic or "", since=args.since, until=args.until, source=args.source,
+                              progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(brief.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        md = brief.to_markdown()
+        if args.md:
+            Path(args.md).write_text(md, encoding="utf-8")
+            print(f"newsrag: briefing written to {args.md}", file=sys.stderr)
+        else:
+            print(md)
+    print(f"newsrag: {brief.articles} articles, {len(brief.themes)} themes in {brief.seconds:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args) -> int:
+    with _open(args) as archive:
+        missing = [aid for aid in args.ids if archive.article(aid) is None]
+        for aid in missing:
+            print(f"newsrag: error: no article with id {aid!r}", file=sys.stderr)
+        present = list(dict.fromkeys(aid for aid in args.ids if aid not in missing))
+        if present:
+            archive.delete(*present)
+            print(f"deleted {', '.join(present)}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def cmd_stats(args) -> int:
@@ -136,6 +203,30 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(p)
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("ask", help="a short answer with cited sources")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=6, help="passages to read (default 6)")
+    p.add_argument("--since", help="earliest date, YYYY-MM-DD (else from the question)")
+    p.add_argument("--until", help="latest date, YYYY-MM-DD")
+    p.add_argument("--source", help="only articles whose source contains this")
+    p.add_argument("--as-of", help="the date 「上个月」, 「去年」 count from (default today)")
+    p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
+    _settings_args(p)
+    _generator_args(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("brief", help="a cited briefing for a topic and/or period")
+    p.add_argument("--topic", help="what the briefing is about (default: everything in the period)")
+    p.add_argument("--since", help="earliest date, YYYY-MM-DD")
+    p.add_argument("--until", help="latest date, YYYY-MM-DD")
+    p.add_argument("--source", help="only articles whose source contains this")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the briefing as JSON")
+    out.add_argument("--md", metavar="FILE", help="write the briefing as Markdown to FILE")
+    _settings_args(p)
+    _generator_args(p)
+    p.set_defaults(func=cmd_brief)
+
     p = sub.add_parser("delete", help="remove articles (vectors, BM25 and metadata)")
     p.add_argument("ids", nargs="+")
     _settings_args(p)
@@ -162,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (IndexMismatch, EmbedderError, ValueError) as e:
+    except (IndexMismatch, EmbedderError, GeneratorError, FileNotFoundError, ValueError) as e:
         print(f"newsrag: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,13 @@ class Settings:
     batch_size: int = 32
     device: str | None = None
     dedup_threshold: float = 0.8
+    generator: str = "extractive"  # extractive | transformers | openai
+    model: str | None = None  # transformers: model id or path; openai: model name
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    api_key: str | None = None  # openai: sent as a bearer token (also OPENAI_API_KEY)
+    prompts: str | None = None  # a folder of templates replacing prompts/
+    max_new_tokens: int = 512
+    context_tokens: int = 8192  # openai: the served model's window
 
     @classmethod
     def load(cls, **overrides) -> "Settings":

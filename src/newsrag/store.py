@@ -56,6 +56,17 @@ class Derived:
     faiss_index: object
     bm25: object
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The FAISS index's vectors as an (n, dim) array, in chunk_ids order, without a copy."""
+        import faiss
+
+        flat = faiss.downcast_index(self.faiss_index.index)
+        n, dim = self.faiss_index.ntotal, flat.d
+        if n == 0:
+            return np.zeros((0, dim), dtype=np.float32)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
+
 
 def _atomic_write(path: Path, data: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -188,21 +199,49 @@ class Store:
              f"WHERE c.id IN ({','.join('?' * len(ids))})")
         return {r["chunk_id"]: r for r in self.db.execute(q, ids)}
 
-    def filtered_chunk_ids(self, since: str | None, until: str | None, source_norm: str | None) -> np.ndarray:
+    @staticmethod
+    def _article_filter(since: str | None, until: str | None, source_norm: str | None,
+                        include_undated: bool = False) -> tuple[str, list]:
         where, args = [], []
+        dated = []
         if since:
-            where.append("a.date >= ?")
+            dated.append("a.date >= ?")
             args.append(since)
         if until:
-            where.append("a.date <= ?")
+            dated.append("a.date <= ?")
             args.append(until)
+        if dated:
+            cond = " AND ".join(dated)
+            where.append(f"(({cond}) OR a.date IS NULL)" if include_undated else cond)
         if source_norm:
             where.append("instr(a.source_norm, ?) > 0")
             args.append(source_norm)
-        q = "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id"
-        if where:
-            q += " WHERE " + " AND ".join(where)
+        return (" WHERE " + " AND ".join(where) if where else ""), args
+
+    def filtered_chunk_ids(self, since: str | None, until: str | None, source_norm: str | None,
+                           include_undated: bool = False) -> np.ndarray:
+        where, args = self._article_filter(since, until, source_norm, include_undated)
+        q = "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id" + where
         return np.fromiter((r[0] for r in self.db.execute(q, args)), dtype=np.int64)
+
+    def articles_in(self, since: str | None, until: str | None, source_norm: str | None) -> list[sqlite3.Row]:
+        """Every article of the period (near-duplicates included), oldest first."""
+        where, args = self._article_filter(since, until, source_norm)
+        q = ("SELECT a.id, a.title, a.date, a.source, a.text, a.canonical_id FROM articles a" + where
+             + " ORDER BY a.date, a.id")
+        return self.db.execute(q, args).fetchall()
+
+    def article_vectors(self, ids: list[str]) -> np.ndarray:
+        """One unit vector per article: the mean of its chunks' vectors."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        pos = {aid: i for i, aid in enumerate(ids)}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = f"SELECT article_id, vector FROM chunks WHERE article_id IN ({','.join('?' * len(part))})"
+            for aid, blob in self.db.execute(q, part):
+                out[pos[aid]] += np.frombuffer(blob, dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1)
 
     # ------------------------------------------------------------ derived indexes
 

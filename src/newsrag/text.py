@@ -163,3 +163,11 @@ def tokens(normalized: str) -> list[str]:
         if tok and _WORD.search(tok) and tok not in _STOPWORDS:
             out.append(tok)
     return out
+
+
+def coverage(query: str, text: str) -> float:
+    """Share of the query's search tokens that occur in ``text`` (both raw, any script)."""
+    words = set(tokens(normalize(query)))
+    if not words:
+        return 0.0
+    return len(words & set(tokens(normalize(text)))) / len(words)

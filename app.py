@@ -7,5 +7,5 @@ import sys
 
 if __name__ == "__main__":
     print("newsrag: the web UI is not built yet; use the `newsrag` command "
-          "(newsrag ingest / search / stats / delete / demo).", file=sys.stderr)
+          "(newsrag ingest / search / ask / brief / stats / delete / demo).", file=sys.stderr)
     sys.exit(2)

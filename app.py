@@ -1,11 +1,12 @@
-"""Launches the newsrag web UI.
+"""Launch the newsrag web UI and HTTP API on one server (default http://127.0.0.1:7860).
 
-The Gradio UI is not built yet; until it is, this says so and points at the
-command line, which serves the same archive.
+    python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--auth user:pass] [--token T]
+
+The same as `newsrag serve`. With no index yet, it opens on the bundled sample archive.
 """
 import sys
 
+from newsrag.cli import main
+
 if __name__ == "__main__":
-    print("newsrag: the web UI is not built yet; use the `newsrag` command "
-          "(newsrag ingest / search / ask / brief / stats / delete / demo).", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -11,7 +11,6 @@ of it (minus the other QA sets) instead of embedding everything again.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import statistics

@@ -16,7 +16,6 @@ def test_briefing_themes_timeline_and_citations(sample_index):
             assert t.headline and t.summary and "[?]" not in t.summary
             markers = [int(n) for n in re.findall(r"\[(\d+)\]", t.summary)]
             assert markers and all(cited[n].article_id in t.article_ids for n in markers)
-            dates = [e.date for e in t.timeline]
             assert all(e.citation in cited for e in t.timeline)
             assert t.first_date <= t.last_date
         # citations quote the article they name

@@ -1,6 +1,5 @@
 """Kill an ingest with SIGKILL midway: the index opens at its last commit and a re-run finishes the job."""
 import json
-import os
 import signal
 import sqlite3
 import subprocess

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,14 +83,14 @@ def _norm_hash(norm: str) -> str:
 class _Bar:
     """tqdm on a terminal, a callback for a UI, or nothing."""
 
-    def __init__(self, progress: bool | Progress | None, total: int, desc: str):
+    def __init__(self, progress: bool | Progress | None, total: int, desc: str, unit: str = "article"):
         self.done, self.total, self.desc = 0, total, desc
         self._cb = progress if callable(progress) else None
         self._tqdm = None
         if progress is True:
             from tqdm import tqdm
 
-            self._tqdm = tqdm(total=total, desc=desc, unit="article", dynamic_ncols=True)
+            self._tqdm = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
     def advance(self, n: int, note: str = "") -> None:
         self.done += n
@@ -111,6 +112,8 @@ class Archive:
         self.store = store
         self.embedder = embedder
         self._generator: Generator | None = None
+        # One SQLite connection and one embedder: the UI and API threads take turns.
+        self.lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path | None = None, settings: Settings | None = None, **overrides) -> "Archive":
@@ -338,7 +341,7 @@ class Archive:
                 embedder=self.embedder)
         return self._generator
 
-    def ask_stream(self, question: str, k: int = 6, since: str | None = None, until: str | None = None,
+    def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
                    source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:
         """Answer text as it is written, then the cited Answer as the last item."""
         from .answering import stream_answer
@@ -381,7 +384,7 @@ class Archive:
         canonical = canonical[:max_articles]
         articles = [dict(r) for r in canonical]
         vectors = self.store.article_vectors([a["id"] for a in articles])
-        bar = _Bar(progress, n_themes(len(articles)) if articles else 0, "briefing")
+        bar = _Bar(progress, n_themes(len(articles)) if articles else 0, "briefing", unit="theme")
         try:
             return build_briefing(articles, vectors, self.generator, topic=topic, since=since, until=until,
                                   duplicates_folded=folded, progress=lambda done, total, note: bar.advance(1, note))
@@ -405,6 +408,24 @@ class Archive:
         d["duplicates"] = self.store.duplicates_of(article_id)
         return d
 
+    def list_articles(self, query: str = "", limit: int = 200) -> list[dict]:
+        """Newest first; ``query`` matches the id or part of the title, in either script."""
+        q = normalize(query.strip())
+        out = []
+        for r in self.store.db.execute(
+                "SELECT id, title, date, source, canonical_id FROM articles ORDER BY date DESC, id"):
+            if not q or q == r["id"].lower() or q in normalize(r["title"]):
+                out.append(dict(r))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def coverage(self) -> list[dict]:
+        """Articles per month and source: where the archive has gaps."""
+        return [dict(r) for r in self.store.db.execute(
+            "SELECT substr(date, 1, 7) AS month, source, count(*) AS articles FROM articles "
+            "WHERE date IS NOT NULL GROUP BY month, source ORDER BY month, source")]
+
     def stats(self) -> dict:
         db = self.store.db
         one = lambda q: db.execute(q).fetchone()[0]  # noqa: E731
@@ -420,6 +441,8 @@ class Archive:
             "sources": {s or "(unknown)": n for s, n in db.execute(
                 "SELECT source, count(*) FROM articles GROUP BY source ORDER BY count(*) DESC")},
             "embedder": self.store.manifest["embedder"],
+            "generator": self.settings.generator if self.settings.generator != "transformers"
+            else f"transformers:{self.settings.model}",
             "dim": self.store.manifest["dim"],
             "chunk_tokens": self.settings.chunk_tokens,
             "chunk_overlap": self.settings.chunk_overlap,

@@ -183,6 +183,35 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _filter_args(p: argparse.ArgumentParser, note: str = "") -> None:
+    p.add_argument("--since", help=f"earliest date, YYYY-MM-DD{note}")
+    p.add_argument("--until", help="latest date, YYYY-MM-DD")
+    p.add_argument("--source", help="only articles whose source contains this")
+
+
+def cmd_serve(args) -> int:
+    from .api import serve
+    from .store import Store
+
+    explicit = args.index or os.environ.get("NEWSRAG_INDEX")
+    if not explicit and Store.read_manifest(Settings.load().index) is None:
+        # A first start with no archive of its own opens on the sample, so there is something to try.
+        args.index = "indexes/sample"
+        print(f"newsrag: no index yet; serving the sample archive from {args.index} "
+              f"(ingest your own with `newsrag ingest PATH`)", file=sys.stderr)
+        with _open(args) as archive:
+            archive.ingest([SAMPLE])
+    auth = args.auth or os.environ.get("NEWSRAG_AUTH")
+    if auth and ":" not in auth:
+        raise ValueError("--auth takes user:password")
+    archive = _open(args)
+    print(f"newsrag: serving {archive.store.root} on http://{args.host}:{args.port}/ "
+          f"(API under /api, docs at /docs)", file=sys.stderr)
+    serve(archive, host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
+          token=args.token or os.environ.get("NEWSRAG_TOKEN"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsrag", description="Search a Chinese news archive.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,9 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="hybrid search (BM25 + dense)")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
-    p.add_argument("--since", help="earliest date, YYYY-MM-DD")
-    p.add_argument("--until", help="latest date, YYYY-MM-DD")
-    p.add_argument("--source", help="only articles whose source contains this")
+    _filter_args(p)
     p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid")
     p.add_argument("--per-article", type=int, default=1, help="most passages per article (0: no limit)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -208,10 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="a short answer with cited sources")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=6, help="passages to read (default 6)")
-    p.add_argument("--since", help="earliest date, YYYY-MM-DD (else from the question)")
-    p.add_argument("--until", help="latest date, YYYY-MM-DD")
-    p.add_argument("--source", help="only articles whose source contains this")
+    p.add_argument("-k", type=int, default=8, help="passages to read (default 8)")
+    _filter_args(p, " (else a period the question names)")
     p.add_argument("--as-of", help="the date 「上个月」, 「去年」 count from (default today)")
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     _settings_args(p)
@@ -220,9 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("brief", help="a cited briefing for a topic and/or period")
     p.add_argument("--topic", help="what the briefing is about (default: everything in the period)")
-    p.add_argument("--since", help="earliest date, YYYY-MM-DD")
-    p.add_argument("--until", help="latest date, YYYY-MM-DD")
-    p.add_argument("--source", help="only articles whose source contains this")
+    _filter_args(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the briefing as JSON")
     out.add_argument("--md", metavar="FILE", help="write the briefing as Markdown to FILE")
@@ -244,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     _settings_args(p)
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("serve", help="the web UI and the HTTP API on one server")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="user:password for the UI and the API (also NEWSRAG_AUTH)")
+    p.add_argument("--token", help="bearer token accepted by the API (also NEWSRAG_TOKEN)")
+    _settings_args(p)
+    _generator_args(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="index the bundled sample archive and search it")
     _settings_args(p)

@@ -22,7 +22,12 @@ from .text import normalize, sentence_spans
 
 _NOT_CONTENT = re.compile(r"[\W_\d]+", re.UNICODE)
 # Question words carry no evidence; removing them keeps bigrams like 「什么」 from scoring.
-_QUESTION_WORDS = re.compile(r"什么|哪些|哪个|哪里|哪儿|哪|谁|多少|几|怎么|怎样|如何|为什么|是否|吗|呢|请问|有关|关于")
+_QUESTION_WORDS = re.compile(r"什么时候|什么|哪些|哪个|哪里|哪儿|哪|谁|多少|多久|多长|几|怎么样|怎么|怎样|如何|为什么|为何|"
+                             r"何时|是否|吗|呢|请问|有关|关于")
+
+
+DENSE_CANDIDATES = 12
+ANSWER_FLOOR = 0.3  # a further answer sentence must score at least this share of the best one
 
 
 @dataclass
@@ -74,10 +79,12 @@ def lexical_scores(query_norm: str, sentences: list[Sentence]) -> np.ndarray:
 
 
 def _mmr(scores: np.ndarray, sim: np.ndarray, lengths: list[int], budget: int, max_items: int,
-         diversity: float = 0.6) -> list[int]:
+         diversity: float = 0.6, floor: float = 0.0) -> list[int]:
+    """Best-first picks that add something new; after the first, only sentences scoring at
+    least ``floor`` times the best one (an answer is not padded with weak matches)."""
     chosen: list[int] = []
     used = 0
-    candidates = list(np.argsort(-scores))
+    candidates = [i for i in np.argsort(-scores) if scores[i] >= floor * scores.max()] or [int(np.argmax(scores))]
     while candidates and len(chosen) < max_items:
         best, best_val = None, -1e9
         for i in candidates:
@@ -132,7 +139,7 @@ def _trim(sentence: Sentence, query_norm: str | None, budget: int) -> Sentence:
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder=None, answer_chars: int = 150, max_passages: int = 5):
+    def __init__(self, embedder=None, answer_chars: int = 150, max_passages: int = 8):
         self.embedder = embedder
         self.answer_chars = answer_chars
         self.max_passages = max_passages
@@ -143,11 +150,15 @@ class ExtractiveGenerator:
         prior = np.array([1.0 / (1.0 + 0.5 * s.passage) for s in sentences])
         scores = 0.6 * lex + 0.15 * prior
         if self.embedder is not None and sentences:
+            # Embedding sentences is the slow part on a CPU: only the lexical front-runners
+            # are worth it, the rest keep their lexical score.
+            top = np.argsort(-scores)[:DENSE_CANDIDATES]
             q = self.embedder.embed_query(qn)
-            dense = self.embedder.embed_passages([s.norm for s in sentences]) @ q
+            dense = self.embedder.embed_passages([sentences[i].norm for i in top]) @ q
             # e5 cosines sit in a narrow band: only their spread is informative.
             spread = (dense - dense.mean()) / (dense.std() + 1e-6)
-            scores = scores + 0.08 * spread
+            scores = scores.copy()
+            scores[top] += 0.08 * spread
         for s, v in zip(sentences, scores):
             s.score = float(v)
         return scores
@@ -157,7 +168,8 @@ class ExtractiveGenerator:
         if not sentences:
             return []
         scores = self.score(query, passages, sentences)
-        chosen = _mmr(scores, _overlap_matrix(sentences), [len(s.text) for s in sentences], budget, max_items)
+        chosen = _mmr(scores, _overlap_matrix(sentences), [len(s.text) for s in sentences], budget, max_items,
+                      floor=ANSWER_FLOOR)
         picked = [sentences[i] for i in chosen]
         if picked and len(picked[0].text) > budget:
             picked[0] = _trim(picked[0], normalize(query), budget)
@@ -168,7 +180,7 @@ class ExtractiveGenerator:
         return sorted(picked, key=lambda s: (first_seen[s.passage], s.start))
 
     def answer(self, question: str, passages: list[Passage], *, today: str = "") -> Iterator[str]:
-        for s in self.select(question, passages, self.answer_chars, max_items=3):
+        for s in self.select(question, passages, self.answer_chars, max_items=4):
             yield s.text + "\n"  # a line per sentence: a clause cut short still splits cleanly
 
     def summarize(self, topic: str, passages: list[Passage], *, period: str = "", budget_chars: int = 300) -> Iterator[str]:

@@ -65,6 +65,12 @@ def _to_half_width_alnum(text: str) -> str:
     return "".join(out)
 
 
+def one_line(text, limit: int = 500) -> str:
+    """Any message as a single line of at most ``limit`` characters (for errors shown to people)."""
+    line = " ".join(str(text).split())
+    return line[: limit - 1] + "…" if len(line) > limit else line
+
+
 def normalize_width(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _to_half_width_alnum(text)
@@ -140,8 +146,8 @@ def sentences(text: str) -> list[str]:
 
 _STOPWORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 并 把 被 对 为 于 以 之 其 这 那 有 个 中 上 下 将 已 等 "
-    "吗 呢 吧 啊 么 什么 哪些 哪个 哪 怎么 怎样 如何 为什么 多少 几 谁 何 是否 请问 关于 "
-    "一 一个 我 你 他 她 它 我们 他们 该 此 从 到 由 给 让 向".split()
+    "吗 呢 吧 啊 么 什么 哪些 哪个 哪 怎么 怎样 怎么样 如何 为什么 为何 多少 多久 多长 几 谁 何 何时 "
+    "时候 什么时候 是否 请问 关于 一 一个 我 你 他 她 它 我们 他们 该 此 从 到 由 给 让 向".split()
 )
 _WORD = re.compile(r"\w", re.UNICODE)
 
@@ -167,7 +173,8 @@ def tokens(normalized: str) -> list[str]:
 
 def coverage(query: str, text: str) -> float:
     """Share of the query's search tokens that occur in ``text`` (both raw, any script)."""
-    words = set(tokens(normalize(query)))
+    # Single characters (「名」「较」) are too common to show that a text is about the query.
+    words = {w for w in tokens(normalize(query)) if len(w) > 1} or set(tokens(normalize(query)))
     if not words:
         return 0.0
     return len(words & set(tokens(normalize(text)))) / len(words)

@@ -1,0 +1,560 @@
+"""The HTTP API: JSON over FastAPI, with the Gradio UI mounted at "/".
+
+Every route is a thin shell over one Archive call. The Archive is shared by
+all requests, so calls into it take one lock (``archive_lock``); a streamed
+answer takes it for each piece, so a slow model never blocks the rest of the
+API for the whole answer.
+
+Bad input is always a 4xx with ``{"detail": "<one line>"}``: pydantic checks
+the request bodies, a ValueError from the archive (a bad date, say) becomes a
+400, an unknown article a 404.
+"""
+import base64
+import binascii
+import json
+import logging
+import os
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPBasic, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from . import __version__
+from .answering import Answer
+from .archive import Archive
+from .articles import SUFFIXES, parse_date
+from .text import one_line
+from .uploads import UploadError, stage
+
+log = logging.getLogger("newsrag.api")
+
+MAX_QUESTION = 2000
+MAX_RECORDS = 10_000
+
+# ---------------------------------------------------------------- the shared lock
+
+def archive_lock(archive: Archive) -> threading.RLock:
+    """The one lock every caller (API routes, the UI) takes around calls into ``archive``."""
+    return archive.lock
+
+
+# ---------------------------------------------------------------- request models
+
+
+def _valid_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _valid_date(value: str | None) -> str | None:
+    return parse_date(_valid_text(value)) if value is not None else None  # BadInput is a ValueError
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION),
+                     AfterValidator(_valid_text)]
+Date = Annotated[str | None, Field(max_length=40, description="YYYY-MM-DD (or 2024年3月1日, 20240301)",
+                                   examples=["2024-03-01"]), AfterValidator(_valid_date)]
+Source = Annotated[Text | None, Field(max_length=200, description="only articles whose source contains this")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Period(_Strict):
+    since: Date = None
+    until: Date = None
+    source: Source = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+
+class AskIn(_Period):
+    question: Question
+    k: int = Field(8, ge=1, le=100, description="passages to read")
+    as_of: Date = Field(None, description="the date 「上个月」, 「去年」 count from (default today)")
+
+
+class SearchIn(_Period):
+    question: Question
+    k: int = Field(10, ge=1, le=100, description="number of hits")
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+
+
+class BriefIn(_Period):
+    topic: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_QUESTION),
+                     AfterValidator(_valid_text)] = Field("", description="empty: everything in the period")
+    format: Literal["json", "markdown"] = "json"
+
+
+class RecordIn(BaseModel):
+    """One article; other scalar fields are kept as metadata."""
+
+    model_config = ConfigDict(extra="allow")
+    id: Text | int | None = None
+    title: Text | None = None
+    date: Text | None = None
+    source: Text | None = None
+    url: Text | None = None
+    author: Text | None = None
+    text: Text
+
+
+class RecordsIn(_Strict):
+    records: list[RecordIn] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+# ---------------------------------------------------------------- response models
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a field the archive adds later passes through
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class CitationOut(_Out):
+    n: int
+    article_id: str
+    title: str
+    date: str | None
+    source: str
+    quote: str
+    start: int
+    end: int
+    event_date: str | None = None
+
+
+class AnswerSentenceOut(_Out):
+    text: str
+    citations: list[int]
+    supported: bool
+
+
+class AnswerOut(_Out):
+    question: str
+    text: str
+    sentences: list[AnswerSentenceOut]
+    citations: list[CitationOut]
+    no_evidence: bool
+    period: dict[str, Any] | None = None
+    generator: str
+    unsupported: list[str]
+
+
+class HitOut(_Out):
+    article_id: str
+    title: str
+    date: str | None
+    source: str
+    url: str
+    text: str
+    start: int
+    end: int
+    score: float
+    retrievers: list[str]
+    chunk_id: int
+    duplicates: list[str]
+
+
+class SearchOut(BaseModel):
+    hits: list[HitOut]
+
+
+class TimelineEntryOut(_Out):
+    date: str | None
+    text: str
+    citation: int
+
+
+class ThemeOut(_Out):
+    headline: str
+    summary: str
+    article_ids: list[str]
+    first_date: str | None
+    last_date: str | None
+    timeline: list[TimelineEntryOut]
+
+
+class BriefingOut(_Out):
+    topic: str
+    since: str | None
+    until: str | None
+    themes: list[ThemeOut]
+    timeline: list[TimelineEntryOut]
+    citations: list[CitationOut]
+    articles: int
+    duplicates_folded: int
+    generator: str
+    seconds: float
+
+
+class MarkdownOut(BaseModel):
+    markdown: str
+
+
+class ItemResultOut(_Out):
+    origin: str
+    status: Literal["added", "updated", "skipped", "duplicate", "failed"]
+    article_id: str = ""
+    title: str = ""
+    reason: str = ""
+
+
+class IngestReportOut(_Out):
+    added: int
+    updated: int
+    skipped: int
+    failed: int
+    duplicates: int
+    chunks: int
+    embedded: int
+    seconds: float
+    items: list[ItemResultOut]
+
+
+class ArticleOut(_Out):
+    id: str
+    title: str
+    date: str | None
+    source: str
+    url: str
+    author: str
+    text: str
+    origin: str
+    canonical_id: str | None
+    meta: dict[str, Any]
+    duplicates: list[str]
+
+
+class DeletedOut(BaseModel):
+    deleted: list[str]
+
+
+class StatsOut(_Out):
+    index: str
+    articles: int
+    duplicates: int
+    chunks: int
+    undated: int
+    first_date: str | None
+    last_date: str | None
+    sources: dict[str, int]
+    embedder: str
+    generator: str | None = None
+    dim: int
+    chunk_tokens: int | None
+    chunk_overlap: int | None
+    generation: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    articles: int
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "bad input", 401: "missing or wrong credentials", 404: "no such article",
+            413: "upload too large", 415: "unsupported content type", 422: "invalid request"}
+    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
+
+
+# ---------------------------------------------------------------- errors
+
+
+
+def _validation_detail(errors: list[dict]) -> str:
+    if not errors:
+        return "invalid request"
+    e = errors[0]
+    loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+    kind = e.get("type", "")
+    msg = str(e.get("msg", "invalid input")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        err = (e.get("ctx") or {}).get("error")
+        msg, loc = f"invalid JSON{': ' + str(err) if err else ''}", []
+    elif kind == "missing" and not loc:
+        msg = "a JSON request body is required"
+    elif kind in ("model_attributes_type", "model_type", "dict_type") and not loc:
+        msg = "the request body must be a JSON object"
+    line = f"{'.'.join(loc)}: {msg}" if loc else msg
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return one_line(line)
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _validation_detail(list(exc.errors()))}, status_code=422)
+
+
+async def _on_value_error(request: Request, exc: ValueError) -> JSONResponse:
+    return JSONResponse({"detail": one_line(exc) or "bad input"}, status_code=400)
+
+
+# ---------------------------------------------------------------- uploads
+
+
+# ---------------------------------------------------------------- the app
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: str | None = None,
+               ui: bool = True) -> FastAPI:
+    """The API over ``archive`` (and the Gradio UI at "/" when ``ui`` and newsrag.ui has build_ui).
+
+    ``token``: /api/* needs ``Authorization: Bearer <token>``; ``auth`` (user, password):
+    /api/* accepts HTTP Basic with these (and the UI asks for them). /healthz is always open.
+    """
+    lock = archive_lock(archive)
+    last_count = [0]
+
+    app = FastAPI(
+        title="newsrag", version=__version__,
+        description="Ask questions of, search, and write cited briefings from an archive of Chinese news.")
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ValueError, _on_value_error)
+
+    # ------------------------------------------------------------ auth
+    dependencies = []
+    if token or auth:
+        challenges = ", ".join(c for c in ("Bearer" if token else "", 'Basic realm="newsrag"' if auth else "") if c)
+
+        def require_auth(request: Request) -> None:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            value = value.strip()
+            if token and scheme.lower() == "bearer" and secrets.compare_digest(value.encode(), token.encode()):
+                return
+            if auth and scheme.lower() == "basic":
+                try:
+                    user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+                except (binascii.Error, UnicodeDecodeError):
+                    sep = ""
+                if sep and (secrets.compare_digest(user.encode(), auth[0].encode())
+                            & secrets.compare_digest(password.encode(), auth[1].encode())):
+                    return
+            detail = ("wrong credentials" if scheme else
+                      "credentials required: send Authorization: " + (" or ".join(
+                          x for x in ("Bearer <token>" if token else "", "Basic <user:password>" if auth else "")
+                          if x)))
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": challenges})
+
+        # The security schemes only document the API in /openapi.json; require_auth decides.
+        if token:
+            dependencies.append(Security(HTTPBearer(auto_error=False, description="the server's --token")))
+        if auth:
+            dependencies.append(Security(HTTPBasic(auto_error=False, description="the server's --auth user:password")))
+        dependencies.append(Depends(require_auth))
+
+    api = APIRouter(prefix="/api", dependencies=dependencies,
+                    responses=_errors(401) if dependencies else {})
+
+    # ------------------------------------------------------------ routes
+
+    @app.get("/healthz", response_model=HealthOut, tags=["health"])
+    def healthz() -> dict:
+        """Liveness and the number of articles (the last known count while a long ingest holds the archive)."""
+        if lock.acquire(timeout=1.0):
+            try:
+                last_count[0] = archive.stats()["articles"]
+            finally:
+                lock.release()
+        return {"status": "ok", "articles": last_count[0]}
+
+    @api.post("/ask", response_model=AnswerOut, tags=["answers"], responses={
+        200: {"description": "the answer; with ?stream=true server-sent events: `delta` {text} for each piece, "
+                             "then `answer` (the full answer), then `done`",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **_errors(400, 422)})
+    def ask(body: AskIn, stream: bool = Query(False, description="stream the answer as server-sent events")):
+        """A short answer whose every sentence cites the article it rests on."""
+        kwargs = dict(k=body.k, since=body.since, until=body.until, source=body.source, as_of=body.as_of)
+        if not stream:
+            with lock:
+                return archive.ask(body.question, **kwargs).to_dict()
+        pieces = archive.ask_stream(body.question, **kwargs)
+        with lock:  # a bad date fails here, before the 200 is sent
+            first = next(pieces)
+
+        def events() -> Iterator[str]:
+            item = first
+            try:
+                while not isinstance(item, Answer):
+                    yield _sse("delta", {"text": item})
+                    with lock:
+                        item = next(pieces)
+                yield _sse("answer", item.to_dict())
+            except StopIteration:
+                pass
+            except Exception as e:  # the 200 is gone: say so in the stream
+                log.exception("streamed answer failed")
+                yield _sse("error", {"detail": one_line(e) or type(e).__name__})
+            yield _sse("done", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api.post("/search", response_model=SearchOut, tags=["search"], responses=_errors(400, 422))
+    def search_(body: SearchIn) -> dict:
+        """Hybrid (BM25 + dense), BM25-only or dense-only search; one passage per article."""
+        with lock:
+            hits = archive.search(body.question, k=body.k, since=body.since, until=body.until,
+                                  source=body.source, mode=body.mode)
+        return {"hits": [h.to_dict() for h in hits]}
+
+    @api.post("/brief", response_model=BriefingOut | MarkdownOut, tags=["answers"], responses=_errors(400, 422))
+    def brief(body: BriefIn) -> dict:
+        """Themes with cited summaries and a timeline, for a topic and/or a period."""
+        with lock:
+            b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)
+        return {"markdown": b.to_markdown()} if body.format == "markdown" else b.to_dict()
+
+    upload_body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/RecordsIn"}},
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["files"],
+            "properties": {"files": {
+                "type": "array", "items": {"type": "string", "format": "binary"},
+                "description": "files: " + " ".join(sorted(SUFFIXES)) + ", or a .zip of them"}}}}}}}
+
+    @api.post("/articles", response_model=IngestReportOut, tags=["articles"], openapi_extra=upload_body,
+              responses=_errors(400, 413, 415, 422))
+    async def add_articles(request: Request) -> dict:
+        """Add articles: JSON ``{"records": [...]}`` or multipart file uploads (field ``files``).
+
+        Returns what happened to each: added, updated, skipped (unchanged), duplicate, failed (with the reason).
+        """
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            raw = await request.body()
+            try:
+                data = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                                               "ctx": {"error": getattr(e, "msg", None) or str(e)}}]) from None
+            try:
+                records = RecordsIn.model_validate(data)
+            except ValidationError as e:
+                raise RequestValidationError(
+                    [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]) from None
+            items = [r.model_dump(exclude_none=True) for r in records.records]
+
+            def work() -> dict:
+                with lock:
+                    return archive.ingest(items).to_dict()
+
+            return await run_in_threadpool(work)
+        if ctype != "multipart/form-data":
+            raise HTTPException(415, "send application/json {\"records\": [...]} or multipart/form-data "
+                                     "with file field 'files'")
+        async with request.form(max_files=10_000) as form:
+            values = form.getlist("files")
+            if not values:
+                raise HTTPException(422, "files: no files uploaded (multipart field 'files')")
+            if not all(isinstance(v, UploadFile) for v in values):
+                raise HTTPException(422, "files: must be file uploads, not plain form fields")
+
+            def work() -> dict:
+                with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as tmp:
+                    try:
+                        paths = stage([(v.filename, v.file) for v in values], Path(tmp))
+                    except UploadError as e:
+                        raise HTTPException(e.status, e.detail) from None
+                    with lock:
+                        report = archive.ingest(paths).to_dict()
+                # Origins as the uploader knows them: "feed.jsonl:3", "bundle.zip/2024/a.txt".
+                prefix = str(Path(tmp) / "files") + os.sep
+                for item in report["items"]:
+                    item["origin"] = item["origin"].replace(prefix, "")
+                return report
+
+            return await run_in_threadpool(work)
+
+    @api.get("/articles/{article_id:path}", response_model=ArticleOut, tags=["articles"], responses=_errors(404))
+    def get_article(article_id: str) -> dict:
+        """One article: clean text, metadata, and the ids of its near-duplicate copies."""
+        with lock:
+            art = archive.article(article_id)
+        if art is None:
+            raise HTTPException(404, f"no article with id {article_id!r}")
+        return art
+
+    @api.delete("/articles/{article_id:path}", response_model=DeletedOut, tags=["articles"], responses=_errors(404))
+    def delete_article(article_id: str) -> dict:
+        """Remove an article from the index (a near-duplicate copy takes over as the canonical one)."""
+        try:
+            with lock:
+                deleted = archive.delete(article_id)
+        except KeyError:
+            raise HTTPException(404, f"no article with id {article_id!r}") from None
+        return {"deleted": deleted}
+
+    @api.get("/stats", response_model=StatsOut, tags=["health"])
+    def stats() -> dict:
+        """Counts, date range, sources and index settings."""
+        with lock:
+            return archive.stats()
+
+    app.include_router(api)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            # RecordsIn is only named by openapi_extra, so FastAPI does not collect it.
+            _, defs = models_json_schema([(RecordsIn, "validation")], ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    if ui:
+        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+        try:
+            import gradio as gr
+
+            from .ui import build_ui
+        except (ImportError, AttributeError) as e:
+            log.warning("no web UI (%s); serving the API only", e)
+        else:
+            from .ui import CSS
+
+            app = gr.mount_gradio_app(app, build_ui(archive), path="/", auth=auth, css=CSS)
+    return app
+
+
+def serve(archive: Archive, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+          token: str | None = None) -> None:
+    """Run the API (and UI) with uvicorn until interrupted."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not (auth or token):
+        log.warning("serving on %s without --auth or --token: anyone who can reach it can change the index", host)
+    uvicorn.run(create_app(archive, auth=auth, token=token), host=host, port=port, log_level="info")

@@ -1,0 +1,295 @@
+"""The Gradio web UI: Ask, Briefing, Archive. A thin shell over Archive.
+
+Every handler catches its own errors and shows them in the page, in Chinese and
+English, never as a stack trace.
+"""
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .archive import Archive  # noqa: E402
+from .uploads import UploadError, stage  # noqa: E402
+
+TEXT = {
+    "zh": {
+        "title": "新闻资料库问答", "ask_tab": "提问", "brief_tab": "简报", "archive_tab": "资料库",
+        "question": "问题（简体或繁体）", "since": "起始日期 YYYY-MM-DD", "until": "结束日期 YYYY-MM-DD",
+        "source": "来源（可选）", "ask": "提问", "answer": "回答", "sources": "引用来源", "recent": "最近的问题",
+        "topic": "主题（可留空）", "generator": "生成方式", "make_brief": "生成简报", "briefing": "简报",
+        "download": "下载 Markdown", "chart": "每日文章数（按主题）", "upload": "上传文件或 zip",
+        "ingest": "导入", "results": "导入结果", "find": "按标题或 ID 查找", "articles": "文章列表",
+        "delete_id": "要删除的文章 ID", "delete": "删除", "stats": "资料库统计", "coverage": "每月文章数（按来源）",
+        "refresh": "刷新", "language": "界面语言",
+    },
+    "en": {
+        "title": "News archive Q&A", "ask_tab": "Ask", "brief_tab": "Briefing", "archive_tab": "Archive",
+        "question": "Question (simplified or traditional Chinese)", "since": "From YYYY-MM-DD",
+        "until": "To YYYY-MM-DD", "source": "Source (optional)", "ask": "Ask", "answer": "Answer",
+        "sources": "Cited sources", "recent": "Recent questions", "topic": "Topic (optional)",
+        "generator": "Generator", "make_brief": "Make briefing", "briefing": "Briefing",
+        "download": "Download Markdown", "chart": "Articles per day, by theme", "upload": "Upload files or a zip",
+        "ingest": "Ingest", "results": "Ingest results", "find": "Find by title or id", "articles": "Articles",
+        "delete_id": "Article id to delete", "delete": "Delete", "stats": "Archive statistics",
+        "coverage": "Articles per month, by source", "refresh": "Refresh", "language": "Language",
+    },
+}
+
+# Plain-language messages for the errors a user can cause or meet; anything else is shown
+# by its one-line message, never with a traceback.
+_KNOWN = [
+    ("invalid date", "日期格式不对，请用 YYYY-MM-DD。", "The date is not valid; use YYYY-MM-DD."),
+    ("cannot load generation model", "找不到生成模型，请检查模型名称或路径。", "The generation model could not be loaded."),
+    ("cannot reach", "连接不上生成服务。", "The generation server cannot be reached."),
+    ("needs a model", "这个生成方式需要先设定模型（--model）。", "This generator needs a model (--model)."),
+    ("needs a base URL", "这个生成方式需要先设定服务地址（--base-url）。", "This generator needs a server URL (--base-url)."),
+    ("no article with id", "没有这个 ID 的文章。", "There is no article with that id."),
+]
+
+CSS = """
+.nr-error {border:1px solid #d33; background:#fff3f3; color:#900; padding:10px 14px; border-radius:8px}
+.nr-card {border:1px solid #ccd; border-radius:8px; padding:10px 14px; margin:8px 0; background:#fafbff}
+.nr-card h4 {margin:0 0 4px 0; font-size:1em}
+.nr-meta {color:#667; font-size:0.85em; margin-bottom:6px}
+.nr-card mark {background:#ffe58a; padding:0 2px}
+.nr-answer {font-size:1.05em; line-height:1.8}
+.nr-answer a {text-decoration:none; font-weight:600}
+"""
+
+
+def notice(zh: str, en: str, detail: str = "") -> str:
+    small = f"<br><small>{html.escape(detail)}</small>" if detail else ""
+    return f'<div class="nr-error"><b>{html.escape(zh)}</b><br>{html.escape(en)}{small}</div>'
+
+
+def error_box(e: BaseException) -> str:
+    msg = (str(e).splitlines() or [type(e).__name__])[0]
+    for key, zh, en in _KNOWN:
+        if key in msg:
+            return notice(zh, en, msg)
+    return notice("出错了：" + msg, "Error: " + msg)
+
+
+def answer_html(answer) -> str:
+    """The answer with each [n] linked to its source card."""
+    parts = []
+    for s in answer.sentences:
+        marks = "".join(f'<a href="#cite-{n}" title="来源 {n}">[{n}]</a>' for n in s.citations)
+        text = html.escape(s.text)
+        parts.append(f"{text}{marks}" if s.supported else f'<span title="unsupported">{text}[?]</span>')
+    body = "".join(parts) or html.escape(answer.text)
+    period = ""
+    if answer.period:
+        p = answer.period
+        period = (f'<div class="nr-meta">按问题中的「{html.escape(p["words"])}」限定为 {p["since"]} 至 {p["until"]}'
+                  f' · limited to {p["since"]} – {p["until"]}</div>')
+    return f'<div class="nr-answer">{body}</div>{period}'
+
+
+def cards_html(archive: Archive, answer) -> str:
+    """One card per citation: title, date, source, and the quote highlighted in its context."""
+    cards = []
+    for c in answer.citations:
+        art = archive.article(c.article_id) or {"text": c.quote}
+        text = art["text"]
+        a, b = max(0, c.start - 90), min(len(text), c.end + 90)
+        context = (("…" if a else "") + html.escape(text[a:c.start]) + "<mark>" + html.escape(text[c.start:c.end])
+                   + "</mark>" + html.escape(text[c.end:b]) + ("…" if b < len(text) else ""))
+        when = c.date or "日期不详"
+        if c.event_date and c.event_date != c.date:
+            when += f"（文中所指 {c.event_date}）"
+        cards.append(f'<div class="nr-card" id="cite-{c.n}"><h4>[{c.n}] {html.escape(c.title)}</h4>'
+                     f'<div class="nr-meta">{html.escape(when)} · {html.escape(c.source or "来源不详")} · '
+                     f'<code>{html.escape(c.article_id)}</code></div>{context}</div>')
+    return "".join(cards)
+
+
+def period_chart(brief) -> pd.DataFrame:
+    """Articles per day (per week when the period is long), stacked by theme."""
+    rows = [{"date": e.date, "theme": f"{i}. {t.headline[:16]}", "articles": 1}
+            for i, t in enumerate(brief.themes, 1) for e in t.timeline if e.date]
+    if not rows:
+        return pd.DataFrame({"date": [], "theme": [], "articles": []})
+    df = pd.DataFrame(rows)
+    days = pd.to_datetime(df["date"])
+    if (days.max() - days.min()).days > 45:
+        df["date"] = (days - pd.to_timedelta(days.dt.weekday, unit="D")).dt.strftime("%Y-%m-%d")
+    return df.groupby(["date", "theme"], as_index=False)["articles"].sum()
+
+
+def build_ui(archive: Archive) -> gr.Blocks:
+    lock = archive.lock  # shared with the HTTP API mounted beside the UI
+
+    def ask(question, since, until, source, recent):
+        recent = list(recent or [])
+        if not (question or "").strip():
+            yield notice("请输入问题。", "Please type a question."), "", recent, gr.update()
+            return
+        try:
+            with lock:
+                stream = archive.ask_stream(question, since=since or None, until=until or None,
+                                            source=source or None)
+                written = ""
+                answer = None
+                for piece in stream:
+                    if isinstance(piece, str):
+                        written += piece
+                        yield f'<div class="nr-answer">{html.escape(written)}</div>', "", recent, gr.update()
+                    else:
+                        answer = piece
+                cards = cards_html(archive, answer)
+            if question not in recent:
+                recent = [question] + recent[:9]
+            yield answer_html(answer), cards, recent, gr.update(choices=recent)
+        except Exception as e:  # shown in the page, not raised into Gradio's generic error
+            yield error_box(e), "", recent, gr.update()
+
+    def make_brief(topic, since, until, generator, progress=gr.Progress()):
+        try:
+            if generator != archive.settings.generator:
+                other = Archive(archive.settings.replace(generator=generator), archive.store, archive.embedder)
+            else:
+                other = archive
+            with lock:
+                brief = other.brief(topic or "", since=since or None, until=until or None,
+                                    progress=lambda done, total, note: progress((done, total), desc=note))
+            md = brief.to_markdown()
+            path = Path(tempfile.mkdtemp(prefix="newsrag-brief-")) / "briefing.md"
+            path.write_text(md, encoding="utf-8")
+            chart = period_chart(brief)
+            return md, gr.update(value=str(path), visible=True), chart, ""
+        except Exception as e:
+            return "", gr.update(visible=False), None, error_box(e)
+
+    def ingest(files, progress=gr.Progress()):
+        if not files:
+            return None, notice("请先选择文件。", "Choose files first."), *refresh("")
+        try:
+            with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as tmp:
+                opened = [open(getattr(f, "name", f), "rb") for f in files]
+                try:
+                    paths = stage([(Path(h.name).name, h) for h in opened], Path(tmp))
+                finally:
+                    for h in opened:
+                        h.close()
+                with lock:
+                    report = archive.ingest(paths, progress=lambda d, t, note: progress((d, t), desc="ingest"))
+                staged = str(Path(tmp) / "files") + os.sep
+            table = pd.DataFrame([{"file": r.origin.replace(staged, ""), "status": r.status,
+                                   "title": r.title, "reason": r.reason} for r in report.items])
+            return table, f"<p>{html.escape(report.summary())}</p>", *refresh("")
+        except UploadError as e:
+            return None, error_box(ValueError(e.detail)), *refresh("")
+        except Exception as e:
+            return None, error_box(e), *refresh("")
+
+    def refresh(query):
+        with lock:
+            rows = archive.list_articles(query or "")
+            stats = archive.stats()
+            cov = archive.coverage()
+        table = pd.DataFrame(rows or [{"id": "", "title": "", "date": "", "source": "", "canonical_id": ""}])
+        lines = [f"| {k} | {v if k != 'sources' else ', '.join(f'{s} ({n})' for s, n in v.items())} |"
+                 for k, v in stats.items()]
+        md = "| | |\n|---|---|\n" + "\n".join(lines)
+        chart = pd.DataFrame(cov or [{"month": "", "source": "", "articles": 0}])
+        return table, md, chart
+
+    def delete(article_id, query):
+        try:
+            with lock:
+                archive.delete(article_id.strip())
+            return f"<p>已删除 deleted <code>{html.escape(article_id)}</code></p>", *refresh(query)
+        except Exception as e:
+            return error_box(e), *refresh(query)
+
+    with gr.Blocks(title="newsrag") as ui:
+        lang = gr.Radio(["中文", "English"], value="中文", label=TEXT["zh"]["language"], elem_id="lang")
+        heading = gr.Markdown(f"## {TEXT['zh']['title']}")
+        recent_state = gr.State([])
+        with gr.Tabs():
+            with gr.Tab(TEXT["zh"]["ask_tab"]) as ask_tab:
+                with gr.Row():
+                    question = gr.Textbox(label=TEXT["zh"]["question"], scale=4, elem_id="question",
+                                          placeholder="會議關於人才政策作了什麼決定？")
+                    ask_btn = gr.Button(TEXT["zh"]["ask"], variant="primary", scale=1, elem_id="ask")
+                with gr.Row():
+                    since = gr.Textbox(label=TEXT["zh"]["since"])
+                    until = gr.Textbox(label=TEXT["zh"]["until"])
+                    source = gr.Textbox(label=TEXT["zh"]["source"])
+                    recent = gr.Dropdown([], label=TEXT["zh"]["recent"], allow_custom_value=True)
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        answer_label = gr.Markdown(f"### {TEXT['zh']['answer']}")
+                        answer = gr.HTML(elem_id="answer")
+                    with gr.Column(scale=2):
+                        sources_label = gr.Markdown(f"### {TEXT['zh']['sources']}")
+                        cards = gr.HTML(elem_id="sources")
+            with gr.Tab(TEXT["zh"]["brief_tab"]) as brief_tab:
+                with gr.Row():
+                    topic = gr.Textbox(label=TEXT["zh"]["topic"])
+                    b_since = gr.Textbox(label=TEXT["zh"]["since"])
+                    b_until = gr.Textbox(label=TEXT["zh"]["until"])
+                    generator = gr.Radio(["extractive", "transformers", "openai"],
+                                         value=archive.settings.generator, label=TEXT["zh"]["generator"])
+                brief_btn = gr.Button(TEXT["zh"]["make_brief"], variant="primary")
+                brief_error = gr.HTML()
+                brief_chart = gr.BarPlot(x="date", y="articles", color="theme", label=TEXT["zh"]["chart"],
+                                         height=260)
+                brief_file = gr.File(label=TEXT["zh"]["download"], visible=False)
+                brief_md = gr.Markdown()
+            with gr.Tab(TEXT["zh"]["archive_tab"]) as archive_tab:
+                with gr.Row():
+                    files = gr.File(label=TEXT["zh"]["upload"], file_count="multiple",
+                                    file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".zip"])
+                    ingest_btn = gr.Button(TEXT["zh"]["ingest"], variant="primary")
+                ingest_msg = gr.HTML()
+                results = gr.Dataframe(pd.DataFrame(columns=["file", "status", "title", "reason"]),
+                                       label=TEXT["zh"]["results"], interactive=False)
+                with gr.Row():
+                    find = gr.Textbox(label=TEXT["zh"]["find"])
+                    refresh_btn = gr.Button(TEXT["zh"]["refresh"])
+                    delete_id = gr.Textbox(label=TEXT["zh"]["delete_id"])
+                    delete_btn = gr.Button(TEXT["zh"]["delete"], variant="stop")
+                articles = gr.Dataframe(label=TEXT["zh"]["articles"], interactive=False)
+                with gr.Row():
+                    stats = gr.Markdown()
+                    coverage = gr.BarPlot(x="month", y="articles", color="source", label=TEXT["zh"]["coverage"],
+                                          height=260)
+
+        ask_btn.click(ask, [question, since, until, source, recent_state], [answer, cards, recent_state, recent])
+        question.submit(ask, [question, since, until, source, recent_state], [answer, cards, recent_state, recent])
+        recent.select(lambda q: q, recent, question)
+        brief_btn.click(make_brief, [topic, b_since, b_until, generator], [brief_md, brief_file, brief_chart, brief_error])
+        ingest_btn.click(ingest, files, [results, ingest_msg, articles, stats, coverage])
+        refresh_btn.click(refresh, find, [articles, stats, coverage])
+        find.submit(refresh, find, [articles, stats, coverage])
+        delete_btn.click(delete, [delete_id, find], [ingest_msg, articles, stats, coverage])
+        ui.load(refresh, find, [articles, stats, coverage])
+
+        labelled = {question: "question", since: "since", until: "until", source: "source", recent: "recent",
+                    topic: "topic", b_since: "since", b_until: "until", generator: "generator",
+                    brief_chart: "chart", brief_file: "download", files: "upload", results: "results",
+                    find: "find", delete_id: "delete_id", articles: "articles", coverage: "coverage",
+                    lang: "language"}
+        buttons = {ask_btn: "ask", brief_btn: "make_brief", ingest_btn: "ingest", refresh_btn: "refresh",
+                   delete_btn: "delete"}
+        tabs = {ask_tab: "ask_tab", brief_tab: "brief_tab", archive_tab: "archive_tab"}
+
+        def switch(choice):
+            t = TEXT["en" if choice == "English" else "zh"]
+            return ([gr.update(label=t[k]) for k in labelled.values()]
+                    + [gr.update(value=t[k]) for k in buttons.values()]
+                    + [gr.update(label=t[k]) for k in tabs.values()]
+                    + [f"## {t['title']}", f"### {t['answer']}", f"### {t['sources']}"])
+
+        lang.change(switch, lang, list(labelled) + list(buttons) + list(tabs)
+                    + [heading, answer_label, sources_label])
+    return ui

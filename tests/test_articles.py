@@ -157,3 +157,17 @@ def test_a_record_whose_title_is_its_whole_text_keeps_its_text(tmp_path):
     a, b = load(p)
     assert a.text == body
     assert b.title == "松江区开通地铁"
+
+
+def test_exports_stream_in_their_own_encoding(tmp_path):
+    # a GBK JSONL whose text holds a U+2028 line separator (legal inside a JSON string)
+    p = tmp_path / "gbk.jsonl"
+    rec = {"id": "g1", "title": "松江区新闻", "text": "第一段\u2028第二段。"}
+    p.write_bytes((json.dumps(rec, ensure_ascii=False) + "\r\n").encode("gb18030"))
+    [a] = load(p)
+    assert isinstance(a, Article), a
+    assert a.id == "g1" and "第二段" in a.text
+    c = tmp_path / "big5.csv"
+    c.write_bytes("id,title,text\r\nb1,臺北新聞,\"臺北市今天開通新路線。\r\n第二段。\"\r\n".encode("big5"))
+    [b] = load(c)
+    assert b.title == "臺北新聞" and b.text == "臺北市今天開通新路線。\n第二段。"

@@ -194,29 +194,44 @@ def article_from_record(record: Any, origin: str) -> Article:
 
 # ---------------------------------------------------------------- reading files
 
-MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # one .txt/.html article; exports (.jsonl/.csv) stream
+MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # one .txt/.html article; exports (.jsonl/.csv) are streamed
 MAX_EXPORT_BYTES = 2 * 1024 ** 3
 _CHINESE_ENCODINGS = ["gb18030", "big5", "big5hkscs", "utf_16", "utf_8"]
 
 
-def decode(data: bytes) -> str:
-    """Text from bytes in UTF-8 (with or without BOM), GBK/GB18030, Big5 or UTF-16."""
+def detect_encoding(data: bytes, complete: bool = True) -> str:
+    """The encoding of ``data`` (the whole file, or its first part when not ``complete``):
+    UTF-8 with or without BOM, GBK/GB18030, Big5 or UTF-16."""
     if not data.strip():
         raise BadInput("empty file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
+        return "utf-16"
     if b"\x00" in data[:8192]:
         raise BadInput("binary file, not text")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
+        data.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError as e:
+        if not complete and e.start >= len(data) - 4:  # a character cut by the sample's end
+            return "utf-8-sig"
     from charset_normalizer import from_bytes
 
     best = from_bytes(data[:1_000_000], cp_isolation=_CHINESE_ENCODINGS).best()
     if best is None or best.chaos > 0.2:
         raise BadInput("unreadable text: not UTF-8, GBK/GB18030 or Big5")
-    return data.decode(best.encoding, errors="replace")
+    return best.encoding
+
+
+def decode(data: bytes) -> str:
+    return data.decode(detect_encoding(data), errors="replace")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """An export opened for streaming, its encoding judged from the first megabyte."""
+    with open(path, "rb") as f:
+        head = f.read(1_000_000)
+    encoding = detect_encoding(head, complete=len(head) < 1_000_000)
+    return open(path, encoding=encoding, errors="replace", newline="")
 
 
 def _read_limited(path: Path, limit: int) -> str:
@@ -265,7 +280,8 @@ def _load_jsonl(path: Path) -> Iterator[Article | LoadError]:
     size = path.stat().st_size
     if size > MAX_EXPORT_BYTES:
         raise BadInput(f"file too large ({size / 2**20:.0f} MB)")
-    yield from _records_from_lines(path, decode(path.read_bytes()).splitlines())
+    with _open_text(path) as f:
+        yield from _records_from_lines(path, (line.rstrip("\r\n") for line in f))
 
 
 def _load_json(path: Path) -> Iterator[Article | LoadError]:
@@ -291,7 +307,11 @@ def _load_json(path: Path) -> Iterator[Article | LoadError]:
 
 
 def _load_csv(path: Path) -> Iterator[Article | LoadError]:
-    reader = csv.DictReader(io.StringIO(decode(path.read_bytes()), newline=""))
+    with _open_text(path) as f:
+        yield from _csv_records(path, csv.DictReader(f))
+
+
+def _csv_records(path: Path, reader: csv.DictReader) -> Iterator[Article | LoadError]:
     if not reader.fieldnames or _field({f: "x" for f in reader.fieldnames}, "text") is None:
         raise BadInput("CSV has no 'text' column")
     for n, row in enumerate(reader, 2):

@@ -96,19 +96,23 @@ def _best_source(sentence_norm: str, candidates: list[Sentence]) -> tuple[Senten
     return best, best_share
 
 
+def marked_text(sentences: list[AnswerSentence], number=lambda n: n) -> str:
+    """Sentences with their inline markers: [n] for each source, [?] when there is none."""
+    return "".join(s.text + ("".join(f"[{number(n)}]" for n in s.citations) if s.supported else "[?]")
+                   for s in sentences)
+
+
 def cite(question: str, text: str, passages: list[Passage], generator: str = "", period: dict | None = None) -> Answer:
     """Split generated text into sentences and trace each one to a passage sentence."""
     candidates = split_passages(passages, min_chars=2)
     answer = Answer(question, "", period=period, generator=generator)
     numbers: dict[tuple[str, int], int] = {}
-    parts = []
     clean = _MODEL_MARKERS.sub("", text).strip()
     for a, b in sentence_spans(clean):
         sent = clean[a:b]
         src, share = _best_source(normalize(sent), candidates)
         if src is None or share < SUPPORT_MIN:
             answer.sentences.append(AnswerSentence(sent, [], False))
-            parts.append(sent + "[?]")
             continue
         p = passages[src.passage]
         key = (p.article_id, p.start + src.start)
@@ -118,8 +122,7 @@ def cite(question: str, text: str, passages: list[Passage], generator: str = "",
                 numbers[key], p.article_id, p.title, p.date, p.source, src.text, p.start + src.start,
                 p.start + src.end, event_date(src.norm, p.date)))
         answer.sentences.append(AnswerSentence(sent, [numbers[key]], True))
-        parts.append(f"{sent}[{numbers[key]}]")
-    answer.text = "".join(parts)
+    answer.text = marked_text(answer.sentences)
     return answer
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .answering import Citation, cite
+from .answering import Citation, cite, marked_text
 from .dates import event_date
 from .generators import Generator
 from .prompts import Passage
@@ -156,8 +156,7 @@ def build(articles: list[dict], vectors: np.ndarray, generator: Generator, *, to
                                            period=f"{since or '…'} — {until or '…'}", budget_chars=summary_chars))
         cited = cite(topic, text, passages, generator.name)
         renumber = {c.n: cites.add(c) for c in cited.citations}
-        summary = "".join(s.text + ("".join(f"[{renumber[n]}]" for n in s.citations) if s.supported else "[?]")
-                          for s in cited.sentences)
+        summary = marked_text(cited.sentences, renumber.get)
         theme = Theme(articles[head]["title"], summary, [articles[i]["id"] for i in members],
                       articles[members[0]]["date"], articles[members[-1]]["date"])
         prominent = set(central[:TIMELINE_PER_THEME])

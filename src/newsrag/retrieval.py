@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .embedders import Embedder
-from .store import Store
+from .store import Derived, Store
 from .text import normalize, tokens
 
 MODES = ("hybrid", "bm25", "dense")
@@ -45,18 +45,16 @@ class Hit:
         return asdict(self)
 
 
-def bm25_scores(store: Store, norm: str) -> np.ndarray:
+def bm25_scores(d: Derived, norm: str) -> np.ndarray:
     """BM25 score of every chunk, in the derived index's chunk order (zeros when no term is known)."""
-    d = store.derived()
     query = [t for t in tokens(norm) if t in d.bm25.vocab_dict]
     if not query:
         return np.zeros(len(d.chunk_ids), dtype=np.float32)
     return np.asarray(d.bm25.get_scores(query), dtype=np.float32)
 
 
-def dense_scores(store: Store, embedder: Embedder, norm: str) -> np.ndarray:
+def dense_scores(d: Derived, embedder: Embedder, norm: str) -> np.ndarray:
     """Cosine similarity of every chunk to the question."""
-    d = store.derived()
     return d.vectors @ embedder.embed_query(norm).astype(np.float32)
 
 
@@ -80,7 +78,7 @@ def search(store: Store, embedder: Embedder, question: str, k: int = 10, *, sinc
            max_per_article: int = 1, candidates: int = CANDIDATES, include_undated: bool = False) -> list[Hit]:
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r} (one of {', '.join(MODES)})")
-    d = store.derived()
+    d = store.derived()  # once: every array below must come from the same generation
     if d is None or not len(d.chunk_ids):
         return []
     if since or until or source:
@@ -94,11 +92,11 @@ def search(store: Store, embedder: Embedder, question: str, k: int = 10, *, sinc
     n = max(candidates, k * 5)
     found: dict[int, list[str]] = {}
     if mode in ("hybrid", "bm25"):
-        bm25 = bm25_scores(store, norm)
+        bm25 = bm25_scores(d, norm)
         for p in _top(bm25, allowed, n, positive=True):
             found.setdefault(int(p), []).append("bm25")
     if mode in ("hybrid", "dense"):
-        dense = dense_scores(store, embedder, norm)
+        dense = dense_scores(d, embedder, norm)
         for p in _top(dense, allowed, n):
             found.setdefault(int(p), []).append("dense")
     if mode == "bm25":

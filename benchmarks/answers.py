@@ -3,7 +3,7 @@
 Archive: the antiterror_news_mrc passages plus the 1,815 cctv_xwlb_2024 articles.
 Baseline, in the same run: the first 150 characters of the top search hit.
 
-    python benchmarks/answers.py [--data ../shared/data] [--questions 300]
+    python benchmarks/answers.py [--data ../shared/data] [--questions N]
 
 When benchmarks/retrieval.py has built its index, this one starts from a copy
 of it (minus the other QA sets) instead of embedding everything again.
@@ -49,7 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--index", default=str(ROOT / "benchmarks" / "out" / "answers-index"))
-    ap.add_argument("--questions", type=int, default=300, help="questions to ask (0: all)")
+    ap.add_argument("--questions", type=int, default=0, help="questions to ask (0: all 1,604)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show", type=int, default=0, help="print this many answers")
     args = ap.parse_args()

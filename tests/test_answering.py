@@ -2,7 +2,8 @@
 import json
 
 from newsrag import Archive
-from newsrag.answering import NO_EVIDENCE, NO_EVIDENCE_TRAD, cite
+from newsrag.answering import NO_EVIDENCE, NO_EVIDENCE_TRAD, cite, has_evidence
+from newsrag.extractive import ExtractiveGenerator
 from newsrag.prompts import Passage
 from newsrag.text import sentences
 
@@ -42,7 +43,7 @@ def test_extractive_never_writes_a_sentence_that_is_not_in_the_archive(sample_in
             assert ans.sentences, q
             for s in ans.sentences:
                 assert s.text in corpus, (q, s.text)
-            assert len(ans.text) <= 220
+            assert sum(len(s.text) for s in ans.sentences) <= a.generator.answer_chars
 
 
 def test_no_evidence_is_said_plainly(sample_index):
@@ -79,3 +80,24 @@ def test_cite_flags_sentences_without_support():
     assert ans.text == "松江區今天開通地鐵三號線。[1]月球上也有地鐵。[?]"
     assert ans.unsupported == ["月球上也有地鐵。"]
     assert sentences(ans.citations[0].quote) == ["松江區今天開通地鐵三號線。"]
+
+
+def test_the_sentence_after_the_best_match_comes_along():
+    # The sentence that echoes the question does not answer it; the next one does.
+    text = ("當地時間8日凌晨，北嶺國防軍向邊境的兩座軍事基地發射數十枚導弹。"
+            "有關方面稱，此次行動旨在報復上週的炮擊。"
+            "基地方面稱損失輕微。另據報道，邊境口岸已經暫時關閉。")
+    other = Passage(2, "b", "雨季", "2024-01-09", "乙報", "南港市氣象台預計，今年雨季將提前到來。")
+    passages = [Passage(1, "a", "北嶺發射導弾", "2024-01-08", "甲報", text), other]
+    picked = [s.text for s in ExtractiveGenerator().select("北嶺國防軍為什麼向軍事基地發射導弹？", passages, 250, 4)]
+    assert picked[:2] == ["當地時間8日凌晨，北嶺國防軍向邊境的兩座軍事基地發射數十枚導弹。",
+                          "有關方面稱，此次行動旨在報復上週的炮擊。"]
+    # Within the budget only: a short answer stays the one sentence.
+    assert len(ExtractiveGenerator().select("北嶺國防軍為什麼向軍事基地發射導弹？", passages, 40, 4)) == 1
+
+
+def test_question_words_are_not_evidence_the_archive_must_hold():
+    # 「哪裡」 asks; only 屠殺 and 地點 say what the question is about.
+    p = [Passage(1, "a", "北嶺鎮", "2024-01-08", "甲報", "北嶺鎮昨天發生屠殺，死者多為村民。")]
+    assert has_evidence("屠殺的地點是哪裡？", p)
+    assert not has_evidence("火星基地在哪裡？", p)

@@ -155,6 +155,21 @@ def test_lost_search_structures_are_rebuilt_from_sqlite(sample_copy):
         assert list(sample_copy.glob("derived-*"))
 
 
+def test_search_structures_built_another_way_are_rebuilt(sample_copy):
+    from newsrag.store import BM25_K1, DERIVED_FORMAT
+
+    with Archive.open(sample_copy) as a:
+        expected = [h.chunk_id for h in a.search("博物館新館開館", k=5)]
+    (marker,) = sample_copy.glob("derived-*/complete")
+    gen = marker.read_text().split()[0]
+    marker.write_text(gen)  # as an older release wrote it, with other BM25 parameters
+    with Archive.open(sample_copy) as a:
+        assert [h.chunk_id for h in a.search("博物館新館開館", k=5)] == expected
+        assert a.store.derived().bm25.k1 == BM25_K1
+    (marker,) = sample_copy.glob("derived-*/complete")
+    assert marker.read_text() == f"{gen} {DERIVED_FORMAT}"
+
+
 def test_nothing_is_embedded_twice(tmp_path, records_file):
     with Archive.open(tmp_path / "idx") as a:
         first = a.ingest([records_file])

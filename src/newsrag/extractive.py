@@ -27,7 +27,10 @@ _QUESTION_WORDS = re.compile(r"什么时候|什么|哪些|哪个|哪里|哪儿|�
 
 
 DENSE_CANDIDATES = 12
-ANSWER_FLOOR = 0.3  # a further answer sentence must score at least this share of the best one
+# A further answer sentence must score at least this share of the best one: a
+# clear best match makes a short answer, evidence spread over several sentences a
+# longer one (up to the generator's answer_chars).
+ANSWER_FLOOR = 0.6
 
 
 @dataclass
@@ -105,6 +108,20 @@ def _mmr(scores: np.ndarray, sim: np.ndarray, lengths: list[int], budget: int, m
     return chosen
 
 
+def _follow_on(sentences: list[Sentence], best: int) -> int | None:
+    """The sentence after the best match, in the same passage.
+
+    A news report often states the event in one sentence and gives its figure,
+    cause or content in the next (「…发生自杀式炸弹袭击。」「袭击已造成至少128人
+    死亡。」): the sentence that echoes the question best is not always the one
+    that answers it, so its continuation comes along when the budget allows.
+    """
+    after = best + 1
+    if after < len(sentences) and sentences[after].passage == sentences[best].passage:
+        return after
+    return None
+
+
 def _overlap_matrix(sentences: list[Sentence]) -> np.ndarray:
     grams = [bigrams(s.norm) for s in sentences]
     n = len(grams)
@@ -139,7 +156,7 @@ def _trim(sentence: Sentence, query_norm: str | None, budget: int) -> Sentence:
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder=None, answer_chars: int = 150, max_passages: int = 8):
+    def __init__(self, embedder=None, answer_chars: int = 250, max_passages: int = 8):
         self.embedder = embedder
         self.answer_chars = answer_chars
         self.max_passages = max_passages
@@ -170,6 +187,10 @@ class ExtractiveGenerator:
         scores = self.score(query, passages, sentences)
         chosen = _mmr(scores, _overlap_matrix(sentences), [len(s.text) for s in sentences], budget, max_items,
                       floor=ANSWER_FLOOR)
+        follow = _follow_on(sentences, int(np.argmax(scores)))
+        if follow is not None and follow not in chosen and \
+                sum(len(sentences[i].text) for i in chosen) + len(sentences[follow].text) <= budget:
+            chosen.append(follow)
         picked = [sentences[i] for i in chosen]
         if picked and len(picked[0].text) > budget:
             picked[0] = _trim(picked[0], normalize(query), budget)

@@ -147,7 +147,10 @@ def sentences(text: str) -> list[str]:
 _STOPWORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 并 把 被 对 为 于 以 之 其 这 那 有 个 中 上 下 将 已 等 "
     "吗 呢 吧 啊 么 什么 哪些 哪个 哪 怎么 怎样 怎么样 如何 为什么 为何 多少 多久 多长 几 谁 何 何时 "
-    "时候 什么时候 是否 请问 关于 一 一个 我 你 他 她 它 我们 他们 该 此 从 到 由 给 让 向".split()
+    "时候 什么时候 是否 请问 关于 一 一个 我 你 他 她 它 我们 他们 该 此 从 到 由 给 让 向 "
+    # question words: they ask, they are not what the question is about
+    "哪里 哪儿 哪位 哪种 哪家 哪天 哪年 哪国 什么样 多大 多高 多远 第几 几个 几天 第几天 何地 何处 何种 何人 "
+    "干什么 做什么".split()
 )
 _WORD = re.compile(r"\w", re.UNICODE)
 

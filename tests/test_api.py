@@ -208,7 +208,7 @@ def test_upload_txt_and_zip(server):
                       files=[("files", ("crawled.txt", CRAWLED.encode("utf-8"), "text/plain"))])
     assert r.status_code == 200, r.text
     report = r.json()
-    assert report["added"] == 1 and report["items"][0]["origin"] == "crawled.txt"
+    assert report["added"] == 1 and report["items"][0]["origin"] == "upload:crawled.txt"
     assert "人才" in report["items"][0]["title"] or report["items"][0]["title"]
 
     bundle = zip_bytes({
@@ -226,10 +226,28 @@ def test_upload_txt_and_zip(server):
     report = r.json()
     assert report["added"] == 3 and report["failed"] == 0, report
     origins = {i["origin"] for i in report["items"]}
-    assert origins == {"bundle.zip/news/park.txt", "bundle.zip/news/bridge.md", "feed.jsonl:1"}
+    assert origins == {"upload:bundle.zip/news/park.txt", "upload:bundle.zip/news/bridge.md", "upload:feed.jsonl:1"}
     park = next(i for i in report["items"] if i["origin"].endswith("park.txt"))
     art = requests.get(f"{server}/api/articles/{park['article_id']}", timeout=TIMEOUT).json()
     assert art["date"] == "2024-07-02" and art["source"] == "青溪融媒"
+
+
+def test_uploading_an_edited_file_again_replaces_its_article(server):
+    def upload(text):
+        r = requests.post(server + "/api/articles", timeout=TIMEOUT,
+                          files=[("files", ("notice.txt", text.encode("utf-8"), "text/plain"))])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = upload("青溪图书馆延长开放\n青溪图书馆自8月1日起每晚开放至21时。")
+    count = requests.get(server + "/api/stats", timeout=TIMEOUT).json()["articles"]
+    second = upload("青溪图书馆延长开放\n青溪图书馆自8月1日起每晚开放至22时，周一闭馆。")
+    assert first["added"] == 1 and second["updated"] == 1 and second["added"] == 0
+    assert requests.get(server + "/api/stats", timeout=TIMEOUT).json()["articles"] == count
+    old = first["items"][0]["article_id"]
+    assert requests.get(f"{server}/api/articles/{old}", timeout=TIMEOUT).status_code == 404
+    new = requests.get(f"{server}/api/articles/{second['items'][0]['article_id']}", timeout=TIMEOUT).json()
+    assert "22时" in new["text"] and new["origin"] == "upload:notice.txt"
 
 
 def test_get_and_delete_article(server):
@@ -312,7 +330,7 @@ def test_unsupported_upload_is_reported_not_raised(server):
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["failed"] == 1 and "unsupported" in report["items"][0]["reason"]
-    assert report["items"][0]["origin"] == "photo.png"
+    assert report["items"][0]["origin"] == "upload:photo.png"
 
 
 # ---------------------------------------------------------------- auth

@@ -137,3 +137,31 @@ def test_answer_html_links_markers(sample_index):
         ans = a.ask("青溪区对A类人才最高资助多少？")
     page = answer_html(ans)
     assert 'href="#cite-1"' in page and "<script" not in page
+
+
+def test_upload_in_the_browser_and_upload_an_edited_file_again(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def upload(d, text, expect):
+        path = tmp_path / "notice.txt"
+        path.write_text(text, encoding="utf-8")
+        d.find_element(By.CSS_SELECTOR, "#upload input[type='file']").send_keys(str(path))
+        WebDriverWait(d, 60).until(lambda d: "notice" in d.find_element(By.ID, "upload").text)
+        d.find_element(By.ID, "ingest").click()
+        WebDriverWait(d, 90).until(lambda d: expect in d.find_element(By.ID, "ingest-msg").text)
+        assert "upload:notice.txt" in d.find_element(By.ID, "ingest-results").text
+
+    d = browser()
+    try:
+        d.get(server + "/")
+        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+        d.find_element(By.XPATH, "//button[@role='tab'][contains(., '资料库')]").click()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "ingest").is_displayed())
+        before = requests.get(server + "/api/stats", timeout=10).json()["articles"]
+        upload(d, "青溪图书馆延长开放\n青溪图书馆自8月1日起每晚开放至21时。", "1 added")
+        d.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+        upload(d, "青溪图书馆延长开放\n青溪图书馆自8月1日起每晚开放至22时，周一闭馆。", "1 updated")
+        assert requests.get(server + "/api/stats", timeout=10).json()["articles"] == before + 1
+    finally:
+        d.quit()

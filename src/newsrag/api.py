@@ -486,12 +486,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
                     except UploadError as e:
                         raise HTTPException(e.status, e.detail) from None
                     with lock:
-                        report = archive.ingest(paths).to_dict()
-                # Origins as the uploader knows them: "feed.jsonl:3", "bundle.zip/2024/a.txt".
-                prefix = str(Path(tmp) / "files") + os.sep
-                for item in report["items"]:
-                    item["origin"] = item["origin"].replace(prefix, "")
-                return report
+                        return archive.ingest(paths, staged_in=tmp).to_dict()
 
             return await run_in_threadpool(work)
 

@@ -25,6 +25,7 @@ from .retrieval import Hit, search
 from .settings import Settings
 from .store import Store
 from .text import coverage, normalize, tokens
+from .uploads import upload_origin
 
 Progress = Callable[[int, int, str], None]
 
@@ -145,15 +146,22 @@ class Archive:
 
     # ------------------------------------------------------------ ingest
 
-    def _articles(self, items: Iterable[Any], report: IngestReport) -> tuple[int, Iterator[Article]]:
+    def _articles(self, items: Iterable[Any], report: IngestReport,
+                  staged_in: Path | None = None) -> tuple[int, Iterator[Article]]:
         """(estimated count, articles); load failures go straight into the report."""
         if isinstance(items, (str, Path, dict, Article)):
             items = [items]
         items = list(items)
         paths = [i for i in items if isinstance(i, (str, Path))]
         files, missing = list_files(paths)
+
+        def named(x):  # an uploaded file's articles and errors under its uploaded name
+            if staged_in is not None:
+                x.origin = upload_origin(x.origin, staged_in)
+            return x
+
         for e in missing:
-            self._fail(report, e)
+            self._fail(report, named(e))
         estimate = len(items) - len(paths)
         for f in files:
             if f.suffix.lower() in (".jsonl", ".ndjson") and f.stat().st_size < 2 ** 31:
@@ -174,7 +182,7 @@ class Archive:
                     except BadInput as e:
                         self._fail(report, LoadError(f"record {n}", str(e)))
             for f in files:
-                for a in load_file(f):
+                for a in map(named, load_file(f)):
                     if isinstance(a, LoadError):
                         self._fail(report, a)
                     else:
@@ -187,12 +195,17 @@ class Archive:
         report.failed += 1
         report.items.append(ItemResult(e.origin, "failed", reason=e.reason))
 
-    def ingest(self, items: Any, progress: bool | Progress | None = None) -> IngestReport:
-        """Add files, folders, records (dicts) or Articles. Returns what happened to each."""
+    def ingest(self, items: Any, progress: bool | Progress | None = None,
+               staged_in: str | Path | None = None) -> IngestReport:
+        """Add files, folders, records (dicts) or Articles. Returns what happened to each.
+
+        ``staged_in``: the folder ``uploads.stage`` saved an upload in; its files are
+        recorded under their uploaded names (``upload:…``), not the temporary path.
+        """
         t0 = time.time()
         report = IngestReport()
         with self.store.writer():
-            estimate, articles = self._articles(items, report)
+            estimate, articles = self._articles(items, report, Path(staged_in) if staged_in else None)
             bar = _Bar(progress, estimate, "ingest")
             near = self._near_duplicates()
             batch: list[_Planned] = []

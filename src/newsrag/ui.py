@@ -180,9 +180,9 @@ def build_ui(archive: Archive) -> gr.Blocks:
                     for h in opened:
                         h.close()
                 with lock:
-                    report = archive.ingest(paths, progress=lambda d, t, note: progress((d, t), desc="ingest"))
-                staged = str(Path(tmp) / "files") + os.sep
-            table = pd.DataFrame([{"file": r.origin.replace(staged, ""), "status": r.status,
+                    report = archive.ingest(paths, progress=lambda d, t, note: progress((d, t), desc="ingest"),
+                                            staged_in=tmp)
+            table = pd.DataFrame([{"file": r.origin, "status": r.status,
                                    "title": r.title, "reason": r.reason} for r in report.items])
             return table, f"<p>{html.escape(report.summary())}</p>", *refresh("")
         except UploadError as e:
@@ -247,12 +247,12 @@ def build_ui(archive: Archive) -> gr.Blocks:
                 brief_md = gr.Markdown()
             with gr.Tab(TEXT["zh"]["archive_tab"]) as archive_tab:
                 with gr.Row():
-                    files = gr.File(label=TEXT["zh"]["upload"], file_count="multiple",
+                    files = gr.File(label=TEXT["zh"]["upload"], file_count="multiple", elem_id="upload",
                                     file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".zip"])
-                    ingest_btn = gr.Button(TEXT["zh"]["ingest"], variant="primary")
-                ingest_msg = gr.HTML()
+                    ingest_btn = gr.Button(TEXT["zh"]["ingest"], variant="primary", elem_id="ingest")
+                ingest_msg = gr.HTML(elem_id="ingest-msg")
                 results = gr.Dataframe(pd.DataFrame(columns=["file", "status", "title", "reason"]),
-                                       label=TEXT["zh"]["results"], interactive=False)
+                                       label=TEXT["zh"]["results"], interactive=False, elem_id="ingest-results")
                 with gr.Row():
                     find = gr.Textbox(label=TEXT["zh"]["find"])
                     refresh_btn = gr.Button(TEXT["zh"]["refresh"])

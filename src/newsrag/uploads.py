@@ -126,6 +126,18 @@ def _unzip(zip_path: Path, zip_name: str, dest: Path, budget: list[int]) -> None
         raise UploadError(400, f"{zip_name}: cannot extract ({one_line(e, 200)})") from None
 
 
+def upload_origin(origin: str, root: Path) -> str:
+    """How an article from a file staged under ``root`` records where it came from:
+    ``upload:`` and its name in the upload ("upload:feed.jsonl:3", "upload:bundle.zip/2024/a.txt").
+
+    The staging folder is temporary; this name is what stays the same when the same
+    file is uploaded again (so an edited file replaces its earlier version, as with
+    a path on disk), and it is the name the uploader knows.
+    """
+    files = str(root / "files") + os.sep
+    return "upload:" + origin[len(files):] if origin.startswith(files) else origin
+
+
 def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path]:
     """Save (name, stream) uploads under ``root``/files, zips unpacked into a folder of their name;
     returns the paths to ingest. Raises UploadError (with an HTTP status) for a bad upload."""

@@ -101,3 +101,24 @@ def test_question_words_are_not_evidence_the_archive_must_hold():
     p = [Passage(1, "a", "北嶺鎮", "2024-01-08", "甲報", "北嶺鎮昨天發生屠殺，死者多為村民。")]
     assert has_evidence("屠殺的地點是哪裡？", p)
     assert not has_evidence("火星基地在哪裡？", p)
+
+
+def test_a_sentence_that_points_back_brings_its_antecedent_first():
+    text = ("北嶺國防部6日說，駐軍政策並無變化，目前沒有撤軍計劃。"
+            "這是北嶺國防部對此前關於撤軍的媒體報道的回應。"
+            "南港市氣象台預計，今年雨季將提前到來。")
+    passages = [Passage(1, "a", "北嶺國防部回應", "2024-01-06", "甲報", text)]
+    picked = [s.text for s in ExtractiveGenerator().select("北嶺國防部對此前關於撤軍的媒體報道的回應是什麼？",
+                                                          passages, 250, 4)]
+    assert picked[:2] == ["北嶺國防部6日說，駐軍政策並無變化，目前沒有撤軍計劃。",
+                          "這是北嶺國防部對此前關於撤軍的媒體報道的回應。"]
+
+
+def test_the_continuation_is_found_in_the_next_chunk_of_the_article():
+    first = "值得注意的是，北嶺方面難有合適的借口阻止這次行動。"
+    second = "原因很簡單，有關組織早已被認定為非法武裝。"
+    passages = [Passage(1, "a", "北嶺", "2024-01-06", "甲報", first, start=0),
+                Passage(2, "b", "雨季", "2024-01-09", "乙報", "南港市氣象台預計，今年雨季將提前到來。"),
+                Passage(3, "a", "北嶺", "2024-01-06", "甲報", second, start=len(first))]
+    picked = [s.text for s in ExtractiveGenerator().select("北嶺方面難有合適的借口阻止這次行動的原因", passages, 250, 4)]
+    assert picked[:2] == [first, second]

@@ -108,18 +108,33 @@ def _mmr(scores: np.ndarray, sim: np.ndarray, lengths: list[int], budget: int, m
     return chosen
 
 
-def _follow_on(sentences: list[Sentence], best: int) -> int | None:
-    """The sentence after the best match, in the same passage.
+# A sentence opening with a demonstrative or pronoun (「这是…的回应。」「该国…」「他说…」)
+# leans on the one before it, which usually names what it refers to.
+_LEANS_BACK = re.compile(r"^(?:这|這|此|该|該|对此|對此|其|他|她)")
+
+
+def _context(sentences: list[Sentence], passages: list[Passage], best: int) -> list[int]:
+    """Sentences that make the best match readable and complete, in the order they are wanted.
 
     A news report often states the event in one sentence and gives its figure,
     cause or content in the next (「…发生自杀式炸弹袭击。」「袭击已造成至少128人
-    死亡。」): the sentence that echoes the question best is not always the one
-    that answers it, so its continuation comes along when the budget allows.
+    死亡。」), so the sentence that echoes the question best is not always the one
+    that answers it: its continuation comes along, and its antecedent first when it
+    opens by pointing back. Neighbours are found in article order, across chunks.
     """
-    after = best + 1
-    if after < len(sentences) and sentences[after].passage == sentences[best].passage:
-        return after
-    return None
+    def place(i: int) -> tuple[str, int]:
+        p = passages[sentences[i].passage]
+        return p.article_id, p.start + sentences[i].start
+
+    article, at = place(best)
+    before = [(place(i)[1], i) for i in range(len(sentences)) if place(i)[0] == article and place(i)[1] < at]
+    after = [(place(i)[1], i) for i in range(len(sentences)) if place(i)[0] == article and place(i)[1] > at]
+    out = []
+    if before and _LEANS_BACK.match(sentences[best].text):
+        out.append(max(before)[1])
+    if after:
+        out.append(min(after)[1])
+    return out
 
 
 def _overlap_matrix(sentences: list[Sentence]) -> np.ndarray:
@@ -187,18 +202,21 @@ class ExtractiveGenerator:
         scores = self.score(query, passages, sentences)
         chosen = _mmr(scores, _overlap_matrix(sentences), [len(s.text) for s in sentences], budget, max_items,
                       floor=ANSWER_FLOOR)
-        follow = _follow_on(sentences, int(np.argmax(scores)))
-        if follow is not None and follow not in chosen and \
-                sum(len(sentences[i].text) for i in chosen) + len(sentences[follow].text) <= budget:
-            chosen.append(follow)
+        passages = passages[: self.max_passages]
+        for extra in _context(sentences, passages, int(np.argmax(scores))):
+            # Overlapping chunks hold some sentences twice: one copy is enough.
+            copies = [i for i in chosen if sentences[i].text == sentences[extra].text]
+            if not copies and sum(len(sentences[i].text) for i in chosen) + len(sentences[extra].text) <= budget:
+                chosen.append(extra)
         picked = [sentences[i] for i in chosen]
         if picked and len(picked[0].text) > budget:
             picked[0] = _trim(picked[0], normalize(query), budget)
-        # Read in order: passages as ranked, sentences as written.
-        first_seen = {}
+        # Read in order: articles as ranked, sentences as written.
+        first_seen: dict[str, int] = {}
         for s in picked:
-            first_seen.setdefault(s.passage, len(first_seen))
-        return sorted(picked, key=lambda s: (first_seen[s.passage], s.start))
+            first_seen.setdefault(passages[s.passage].article_id, len(first_seen))
+        return sorted(picked, key=lambda s: (first_seen[passages[s.passage].article_id],
+                                             passages[s.passage].start + s.start))
 
     def answer(self, question: str, passages: list[Passage], *, today: str = "") -> Iterator[str]:
         for s in self.select(question, passages, self.answer_chars, max_items=4):

@@ -45,9 +45,17 @@ def test_bad_file_is_one_line_naming_it(tmp_path, capsys, records_file):
     assert f"newsrag: error: {bad}: empty file\n" in err
 
 
-def test_bad_setting_is_a_clear_error(tmp_path, capsys):
+def test_bad_setting_is_a_clear_error(tmp_path, capsys, records_file):
+    run(capsys, "ingest", records_file, "--index", tmp_path / "idx", "-q")
     code, out, err = run(capsys, "search", "x", "--index", tmp_path / "idx", "--since", "2024-02-31")
     assert code == 2 and err.startswith("newsrag: error: invalid date '2024-02-31'")
+
+
+def test_a_missing_index_is_an_error_not_a_new_empty_one(tmp_path, capsys):
+    for command in (["search", "x"], ["ask", "x"], ["brief"], ["stats"], ["show", "a"], ["delete", "a"]):
+        code, out, err = run(capsys, *command, "--index", tmp_path / "typo")
+        assert code == 2 and err.startswith(f"newsrag: error: no index at {tmp_path / 'typo'}"), command
+        assert not (tmp_path / "typo").exists()
 
 
 @pytest.mark.skipif(not SEED.exists(), reason="the seed report lives in ../shared, outside the repo")

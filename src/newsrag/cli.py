@@ -41,8 +41,15 @@ _SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_s
                   "model", "base_url", "api_key", "prompts", "max_new_tokens")
 
 
-def _open(args: argparse.Namespace) -> Archive:
+def _open(args: argparse.Namespace, create: bool = False) -> Archive:
+    """The archive the flags name; only the commands that add articles may create one,
+    so a mistyped --index is an error, not a new empty archive that answers nothing."""
+    from .store import Store
+
     settings = Settings.load(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
+    if not create and Store.read_manifest(settings.index) is None:
+        raise FileNotFoundError(f"no index at {settings.index} (build one with `newsrag ingest PATH "
+                                f"--index {settings.index}`, or try `newsrag demo`)")
     return Archive.open(settings=settings)
 
 
@@ -62,7 +69,7 @@ def _print_hits(hits, as_json: bool) -> None:
 
 
 def cmd_ingest(args) -> int:
-    with _open(args) as archive:
+    with _open(args, create=True) as archive:
         report = archive.ingest(args.paths, progress=sys.stderr.isatty() and not args.quiet)
     for line in report.errors:
         print(f"newsrag: error: {line}", file=sys.stderr)
@@ -171,7 +178,7 @@ def cmd_show(args) -> int:
 def cmd_demo(args) -> int:
     """Ingest the bundled sample archive and run a few searches on it."""
     args.index = args.index or "indexes/sample"
-    with _open(args) as archive:
+    with _open(args, create=True) as archive:
         report = archive.ingest([SAMPLE], progress=sys.stderr.isatty())
         print(f"sample archive -> {archive.store.root}: {report.summary()}\n")
         for q in ("垃圾分類試點擴大到多少個社區？", "地铁5号线什么时候开通"):
@@ -199,12 +206,12 @@ def cmd_serve(args) -> int:
         args.index = "indexes/sample"
         print(f"newsrag: no index yet; serving the sample archive from {args.index} "
               f"(ingest your own with `newsrag ingest PATH`)", file=sys.stderr)
-        with _open(args) as archive:
+        with _open(args, create=True) as archive:
             archive.ingest([SAMPLE])
     auth = args.auth or os.environ.get("NEWSRAG_AUTH")
     if auth and ":" not in auth:
         raise ValueError("--auth takes user:password")
-    archive = _open(args)
+    archive = _open(args, create=True)  # an empty archive to upload into
     print(f"newsrag: serving {archive.store.root} on http://{args.host}:{args.port}/ "
           f"(API under /api, docs at /docs)", file=sys.stderr)
     serve(archive, host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,

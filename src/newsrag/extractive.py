@@ -196,13 +196,13 @@ class ExtractiveGenerator:
         return scores
 
     def select(self, query: str, passages: list[Passage], budget: int, max_items: int) -> list[Sentence]:
-        sentences = split_passages(passages[: self.max_passages])
+        passages = passages[: self.max_passages]
+        sentences = split_passages(passages)
         if not sentences:
             return []
         scores = self.score(query, passages, sentences)
         chosen = _mmr(scores, _overlap_matrix(sentences), [len(s.text) for s in sentences], budget, max_items,
                       floor=ANSWER_FLOOR)
-        passages = passages[: self.max_passages]
         for extra in _context(sentences, passages, int(np.argmax(scores))):
             # Overlapping chunks hold some sentences twice: one copy is enough.
             copies = [i for i in chosen if sentences[i].text == sentences[extra].text]

@@ -113,6 +113,12 @@ def _mmr(scores: np.ndarray, sim: np.ndarray, lengths: list[int], budget: int, m
 _LEANS_BACK = re.compile(r"^(?:这|這|此|该|該|对此|對此|其|他|她)")
 
 
+def _place(s: Sentence, passages: list[Passage]) -> tuple[str, int]:
+    """Where a sentence stands in its article: (article id, offset in the article's text)."""
+    p = passages[s.passage]
+    return p.article_id, p.start + s.start
+
+
 def _context(sentences: list[Sentence], passages: list[Passage], best: int) -> list[int]:
     """Sentences that make the best match readable and complete, in the order they are wanted.
 
@@ -122,13 +128,10 @@ def _context(sentences: list[Sentence], passages: list[Passage], best: int) -> l
     that answers it: its continuation comes along, and its antecedent first when it
     opens by pointing back. Neighbours are found in article order, across chunks.
     """
-    def place(i: int) -> tuple[str, int]:
-        p = passages[sentences[i].passage]
-        return p.article_id, p.start + sentences[i].start
-
-    article, at = place(best)
-    before = [(place(i)[1], i) for i in range(len(sentences)) if place(i)[0] == article and place(i)[1] < at]
-    after = [(place(i)[1], i) for i in range(len(sentences)) if place(i)[0] == article and place(i)[1] > at]
+    places = [_place(s, passages) for s in sentences]
+    article, at = places[best]
+    before = [(pos, i) for i, (a, pos) in enumerate(places) if a == article and pos < at]
+    after = [(pos, i) for i, (a, pos) in enumerate(places) if a == article and pos > at]
     out = []
     if before and _LEANS_BACK.match(sentences[best].text):
         out.append(max(before)[1])
@@ -205,8 +208,8 @@ class ExtractiveGenerator:
                       floor=ANSWER_FLOOR)
         for extra in _context(sentences, passages, int(np.argmax(scores))):
             # Overlapping chunks hold some sentences twice: one copy is enough.
-            copies = [i for i in chosen if sentences[i].text == sentences[extra].text]
-            if not copies and sum(len(sentences[i].text) for i in chosen) + len(sentences[extra].text) <= budget:
+            copied = any(sentences[i].text == sentences[extra].text for i in chosen)
+            if not copied and sum(len(sentences[i].text) for i in chosen) + len(sentences[extra].text) <= budget:
                 chosen.append(extra)
         picked = [sentences[i] for i in chosen]
         if picked and len(picked[0].text) > budget:
@@ -214,9 +217,8 @@ class ExtractiveGenerator:
         # Read in order: articles as ranked, sentences as written.
         first_seen: dict[str, int] = {}
         for s in picked:
-            first_seen.setdefault(passages[s.passage].article_id, len(first_seen))
-        return sorted(picked, key=lambda s: (first_seen[passages[s.passage].article_id],
-                                             passages[s.passage].start + s.start))
+            first_seen.setdefault(_place(s, passages)[0], len(first_seen))
+        return sorted(picked, key=lambda s: (first_seen[_place(s, passages)[0]], _place(s, passages)[1]))
 
     def answer(self, question: str, passages: list[Passage], *, today: str = "") -> Iterator[str]:
         for s in self.select(question, passages, self.answer_chars, max_items=4):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from newsrag import Archive
-from newsrag.store import IndexMismatch
+from newsrag.archive import IndexMismatch
 
 from conftest import CRAWLED, RECORDS
 
@@ -97,8 +97,7 @@ def test_delete_removes_article_from_every_part(sample_copy):
         n = a.store.db.execute("SELECT count(*) FROM chunks WHERE article_id=?", (hit.article_id,)).fetchone()[0]
         a.delete(hit.article_id)
         assert a.article(hit.article_id) is None
-        d = a.store.derived()
-        assert d.faiss_index.ntotal == chunks_before - n == len(d.chunk_ids)
+        assert [i.count() for i in a.indexes] == [chunks_before - n] * 2
         for mode in ("bm25", "dense", "hybrid"):
             assert all(h.article_id != hit.article_id for h in a.search("端午龍舟賽冠軍", k=20, mode=mode))
         with pytest.raises(KeyError):
@@ -148,26 +147,21 @@ def test_opening_with_another_embedder_is_a_clear_error(tmp_path, records_file):
 def test_lost_search_structures_are_rebuilt_from_sqlite(sample_copy):
     with Archive.open(sample_copy) as a:
         expected = [h.chunk_id for h in a.search("博物館新館開館", k=5)]
-    for d in sample_copy.glob("derived-*"):
-        shutil.rmtree(d)
+    shutil.rmtree(sample_copy / "index")
     with Archive.open(sample_copy) as a:
         assert [h.chunk_id for h in a.search("博物館新館開館", k=5)] == expected
-        assert list(sample_copy.glob("derived-*"))
+        assert (sample_copy / "index" / "dense" / "state.json").exists()
 
 
 def test_search_structures_built_another_way_are_rebuilt(sample_copy):
-    from newsrag.store import BM25_K1, DERIVED_FORMAT
-
     with Archive.open(sample_copy) as a:
         expected = [h.chunk_id for h in a.search("博物館新館開館", k=5)]
-    (marker,) = sample_copy.glob("derived-*/complete")
-    gen = marker.read_text().split()[0]
-    marker.write_text(gen)  # as an older release wrote it, with other BM25 parameters
+    state = sample_copy / "index" / "sparse" / "state.json"
+    saved = json.loads(state.read_text())
+    state.write_text(json.dumps(dict(saved, tag="bm25 k1=1.5 b=0.75")))  # as other BM25 parameters made it
     with Archive.open(sample_copy) as a:
         assert [h.chunk_id for h in a.search("博物館新館開館", k=5)] == expected
-        assert a.store.derived().bm25.k1 == BM25_K1
-    (marker,) = sample_copy.glob("derived-*/complete")
-    assert marker.read_text() == f"{gen} {DERIVED_FORMAT}"
+    assert json.loads(state.read_text())["tag"] == saved["tag"]
 
 
 def test_nothing_is_embedded_twice(tmp_path, records_file):

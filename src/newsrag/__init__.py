@@ -1,5 +1,6 @@
 """newsrag: question answering and briefings over a Chinese news archive."""
-from .archive import Archive, IngestReport, ItemResult
+from .archive import Archive
+from .ingest import IngestReport, ItemResult
 from .articles import Article
 from .retrieval import Hit
 from .settings import Settings

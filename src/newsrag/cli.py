@@ -7,11 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from .archive import Archive
+from .archive import Archive, IndexMismatch
 from .embedders import EmbedderError
 from .generators import GeneratorError
 from .settings import Settings
-from .store import IndexMismatch
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "archive"
 
@@ -24,6 +23,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
     g.add_argument("--batch-size", type=int, help="embedding batch size (default 32)")
     g.add_argument("--device", help="torch device for sentence-transformers models (default: auto)")
+    g.add_argument("--backend", choices=("local",), help="search backend (default: the index's own, else local)")
+    g.add_argument("--ann", choices=("auto", "flat", "hnsw"),
+                   help="local dense index: exact while small then HNSW (auto, default), or always one")
 
 
 def _generator_args(p: argparse.ArgumentParser) -> None:
@@ -37,17 +39,16 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-new-tokens", type=int, help="most tokens a model may write (default 512)")
 
 
-_SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "generator",
+_SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
+                  "generator",
                   "model", "base_url", "api_key", "prompts", "max_new_tokens")
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Archive:
     """The archive the flags name; only the commands that add articles may create one,
     so a mistyped --index is an error, not a new empty archive that answers nothing."""
-    from .store import Store
-
     settings = Settings.load(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
-    if not create and Store.read_manifest(settings.index) is None:
+    if not create and not Archive.exists(settings.index):
         raise FileNotFoundError(f"no index at {settings.index} (build one with `newsrag ingest PATH "
                                 f"--index {settings.index}`, or try `newsrag demo`)")
     return Archive.open(settings=settings)
@@ -73,7 +74,7 @@ def cmd_ingest(args) -> int:
         report = archive.ingest(args.paths, progress=sys.stderr.isatty() and not args.quiet)
     for line in report.errors:
         print(f"newsrag: error: {line}", file=sys.stderr)
-    print(f"newsrag: {archive.store.root}: {report.summary()}", file=sys.stderr)
+    print(f"newsrag: {archive.root}: {report.summary()}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
@@ -180,12 +181,12 @@ def cmd_demo(args) -> int:
     args.index = args.index or "indexes/sample"
     with _open(args, create=True) as archive:
         report = archive.ingest([SAMPLE], progress=sys.stderr.isatty())
-        print(f"sample archive -> {archive.store.root}: {report.summary()}\n")
+        print(f"sample archive -> {archive.root}: {report.summary()}\n")
         for q in ("垃圾分類試點擴大到多少個社區？", "地铁5号线什么时候开通"):
-            print(f"$ newsrag search --index {archive.store.root} {q!r} -k 2")
+            print(f"$ newsrag search --index {archive.root} {q!r} -k 2")
             _print_hits(archive.search(q, k=2), False)
         q = "青溪区对A类高层次人才最高资助多少？"
-        print(f"$ newsrag ask --index {archive.store.root} {q!r}")
+        print(f"$ newsrag ask --index {archive.root} {q!r}")
         _print_answer(archive.ask(q), False)
     return 0
 
@@ -198,10 +199,9 @@ def _filter_args(p: argparse.ArgumentParser, note: str = "") -> None:
 
 def cmd_serve(args) -> int:
     from .api import serve
-    from .store import Store
 
     explicit = args.index or os.environ.get("NEWSRAG_INDEX")
-    if not explicit and Store.read_manifest(Settings.load().index) is None:
+    if not explicit and not Archive.exists(Settings.load().index):
         # A first start with no archive of its own opens on the sample, so there is something to try.
         args.index = "indexes/sample"
         print(f"newsrag: no index yet; serving the sample archive from {args.index} "
@@ -212,7 +212,7 @@ def cmd_serve(args) -> int:
     if auth and ":" not in auth:
         raise ValueError("--auth takes user:password")
     archive = _open(args, create=True)  # an empty archive to upload into
-    print(f"newsrag: serving {archive.store.root} on http://{args.host}:{args.port}/ "
+    print(f"newsrag: serving {archive.root} on http://{args.host}:{args.port}/ "
           f"(API under /api, docs at /docs)", file=sys.stderr)
     serve(archive, host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
           token=args.token or os.environ.get("NEWSRAG_TOKEN"))

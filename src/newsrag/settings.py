@@ -19,6 +19,8 @@ class Settings:
     batch_size: int = 32
     device: str | None = None
     dedup_threshold: float = 0.8
+    backend: str | None = None  # None: the index's own, else "local" (FAISS + BM25 segments)
+    ann: str = "auto"  # local dense index: auto (exact while small, HNSW once large) | flat | hnsw
     generator: str = "extractive"  # extractive | transformers | openai
     model: str | None = None  # transformers: model id or path; openai: model name
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1

@@ -153,10 +153,7 @@ def build_ui(archive: Archive) -> gr.Blocks:
 
     def make_brief(topic, since, until, generator, progress=gr.Progress()):
         try:
-            if generator != archive.settings.generator:
-                other = Archive(archive.settings.replace(generator=generator), archive.store, archive.embedder)
-            else:
-                other = archive
+            other = archive.using(generator=generator) if generator != archive.settings.generator else archive
             with lock:
                 brief = other.brief(topic or "", since=since or None, until=until or None,
                                     progress=lambda done, total, note: progress((done, total), desc=note))

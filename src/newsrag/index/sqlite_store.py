@@ -1,0 +1,330 @@
+"""The truth: articles and chunks in one SQLite file, with a generation per commit.
+
+Each ingest batch is one transaction that bumps ``meta.generation``; the chunks
+it adds carry that generation and the chunks it removes leave a tombstone with
+it. A search structure that is behind replays ``changes_since(its generation)``
+instead of rebuilding, so a crash between a commit and the index update loses
+nothing. The near-duplicate LSH lives here too (band keys in a table), so
+finding the copies of one article is a few index lookups at any archive size.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .. import dedup
+from .base import Changes, ChunkRecord
+from .segments import atomic_write_text
+
+SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles(
+  id TEXT PRIMARY KEY, title TEXT NOT NULL, date TEXT, source TEXT NOT NULL, source_norm TEXT NOT NULL,
+  url TEXT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL, raw TEXT NOT NULL, meta TEXT NOT NULL,
+  origin TEXT NOT NULL, content_hash TEXT NOT NULL, canonical_id TEXT, minhash BLOB, added_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
+CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
+CREATE INDEX IF NOT EXISTS articles_canonical ON articles(canonical_id);
+CREATE TABLE IF NOT EXISTS chunks(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, norm_hash TEXT NOT NULL,
+  tokens TEXT NOT NULL, vector BLOB NOT NULL, gen INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(norm_hash);
+"""
+# Added by schema 2 (an index of schema 1 gets them in place when it is opened).
+_SCHEMA_2 = """
+CREATE INDEX IF NOT EXISTS chunks_gen ON chunks(gen);
+CREATE TABLE IF NOT EXISTS tombstones(chunk_id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
+CREATE TABLE IF NOT EXISTS lsh(key INTEGER NOT NULL, article_id TEXT NOT NULL, PRIMARY KEY(key, article_id))
+  WITHOUT ROWID;
+"""
+ARTICLE_COLUMNS = ("id", "title", "date", "source", "url", "author", "text", "raw", "meta", "origin",
+                   "content_hash", "canonical_id", "added_at")
+REPLAY_BATCH = 50_000
+
+
+class IndexMismatch(RuntimeError):
+    """The index was built with another embedder (or backend) than the one asked for."""
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    p = Path(root) / "manifest.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+
+class SQLiteStore:
+    """Articles, chunks, near-duplicate links and the change log, in ``archive.sqlite3``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.db = sqlite3.connect(self.root / "archive.sqlite3", isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._gen: int | None = None  # the generation the open transaction will commit
+        if not self._current():
+            # Only a new or older index takes the write lock here: readers never wait for an ingest.
+            with self.writer():
+                self.db.executescript(_SCHEMA)
+                if "gen" not in self._columns("chunks"):
+                    self._migrate_1_to_2()
+                self.db.executescript(_SCHEMA_2)
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _current(self) -> bool:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return {"articles", "chunks", "meta", "tombstones", "lsh"} <= tables and "gen" in self._columns("chunks")
+
+    def _migrate_1_to_2(self) -> None:
+        """Schema 1 had no change log and kept its LSH in memory: add both, in one transaction.
+
+        Chunks of schema 1 read as generation 1, so a search structure that starts from
+        nothing replays them all.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("ALTER TABLE chunks ADD COLUMN gen INTEGER NOT NULL DEFAULT 1")
+            for stmt in filter(str.strip, _SCHEMA_2.split(";")):
+                self.db.execute(stmt)
+            for aid, blob in self.db.execute(
+                    "SELECT id, minhash FROM articles WHERE canonical_id IS NULL AND minhash IS NOT NULL").fetchall():
+                self._lsh_add(aid, np.frombuffer(blob, dtype=np.uint64))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        for old in self.root.glob("derived-*"):  # schema 1's search structures; the new ones replay
+            shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------ manifest
+
+    def check_manifest(self, wanted: dict) -> dict:
+        """The index's manifest; written from ``wanted`` when new. Embedder and backend must match."""
+        found = read_manifest(self.root)
+        if found is None:
+            found = dict(wanted, schema=SCHEMA_VERSION, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        for key, what in (("embedder", "embedder"), ("dim", "embedder"), ("backend", "backend")):
+            have = found.get(key, "local" if key == "backend" else None)
+            if have != wanted[key]:
+                flag = f"--{what} {found.get(what, 'local')}"
+                raise IndexMismatch(
+                    f"index {self.root} was built with {what} {found.get(what, 'local')!r}"
+                    + (f" (dimension {found.get('dim')})" if what == "embedder" else "")
+                    + f", not {wanted[what]!r}; open it with {flag} or use another --index")
+        if found.get("schema") != SCHEMA_VERSION or "backend" not in found:
+            found = dict(found, schema=SCHEMA_VERSION, backend=found.get("backend", "local"))
+        if read_manifest(self.root) != found:
+            atomic_write_text(self.root / "manifest.json", json.dumps(found, ensure_ascii=False, indent=2))
+        self.manifest = found
+        return found
+
+    # ------------------------------------------------------------ writing
+
+    @contextlib.contextmanager
+    def writer(self, blocking: bool = True) -> Iterator[bool]:
+        """One writer at a time across processes (an ingest and a UI upload, say).
+
+        Yields whether this caller holds the lock (always, when ``blocking``).
+        """
+        with open(self.root / "write.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._gen = self.generation() + 1
+            yield self.db
+            self.db.execute("INSERT INTO meta(key, value) VALUES('generation', ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(self._gen),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        finally:
+            self._gen = None
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def put_article(self, art: dict, minhash: np.ndarray | None) -> None:
+        cols = ARTICLE_COLUMNS + ("source_norm", "minhash")
+        values = [art[c] for c in ARTICLE_COLUMNS] + [
+            art["source_norm"], minhash.tobytes() if minhash is not None else None]
+        self.db.execute(f"INSERT INTO articles({','.join(cols)}) VALUES({','.join('?' * len(cols))})", values)
+        if art["canonical_id"] is None and minhash is not None:
+            self._lsh_add(art["id"], minhash)
+
+    def put_chunks(self, article_id: str, rows: Iterable[tuple]) -> None:
+        """rows: (seq, start, end, text, norm_hash, tokens, vector)."""
+        self.db.executemany(
+            'INSERT INTO chunks(article_id, seq, start, "end", text, norm_hash, tokens, vector, gen) '
+            "VALUES(?,?,?,?,?,?,?,?,?)",
+            [(article_id, s, a, b, t, h, " ".join(tok), np.asarray(v, np.float32).tobytes(), self._gen)
+             for s, a, b, t, h, tok, v in rows])
+
+    def delete_article_rows(self, article_id: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO tombstones(chunk_id, gen) SELECT id, ? FROM chunks "
+                        "WHERE article_id=?", (self._gen, article_id))
+        self.db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+        self._lsh_remove(article_id)
+        self.db.execute("DELETE FROM articles WHERE id=?", (article_id,))
+
+    def set_canonical(self, article_id: str, canonical_id: str | None) -> None:
+        self._lsh_remove(article_id)
+        self.db.execute("UPDATE articles SET canonical_id=? WHERE id=?", (canonical_id, article_id))
+        if canonical_id is None:
+            row = self.db.execute("SELECT minhash FROM articles WHERE id=?", (article_id,)).fetchone()
+            if row and row[0] is not None:
+                self._lsh_add(article_id, np.frombuffer(row[0], dtype=np.uint64))
+
+    def _lsh_add(self, article_id: str, sig: np.ndarray) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO lsh(key, article_id) VALUES(?, ?)",
+                            [(k, article_id) for k in dedup.band_keys(sig)])
+
+    def _lsh_remove(self, article_id: str) -> None:
+        row = self.db.execute("SELECT minhash FROM articles WHERE id=?", (article_id,)).fetchone()
+        if row and row[0] is not None:
+            self.db.executemany("DELETE FROM lsh WHERE key=? AND article_id=?",
+                                [(k, article_id) for k in dedup.band_keys(np.frombuffer(row[0], np.uint64))])
+
+    # ------------------------------------------------------------ the change log
+
+    def changes_since(self, generation: int) -> Changes:
+        """Chunks added and removed after ``generation``, up to the current one."""
+        now = self.generation()
+
+        def upserts() -> Iterator[list[ChunkRecord]]:
+            cur = self.db.execute(
+                "SELECT c.id, c.tokens, c.vector, a.date, a.source_norm FROM chunks c "
+                "JOIN articles a ON a.id = c.article_id WHERE c.gen > ? AND c.gen <= ? ORDER BY c.id",
+                (generation, now))
+            while rows := cur.fetchmany(REPLAY_BATCH):
+                yield [ChunkRecord(r[0], r[1].split(" ") if r[1] else [], np.frombuffer(r[2], np.float32),
+                                   r[3], r[4]) for r in rows]
+
+        deletes = np.fromiter((r[0] for r in self.db.execute(
+            "SELECT chunk_id FROM tombstones WHERE gen > ? AND gen <= ?", (generation, now))), dtype=np.int64)
+        return Changes(now, upserts(), deletes)
+
+    # ------------------------------------------------------------ reading
+
+    def article(self, article_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM articles WHERE id=?", (article_id,)).fetchone()
+
+    def ids_from_origin(self, origin: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM articles WHERE origin=?", (origin,))]
+
+    def duplicates_of(self, article_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM articles WHERE canonical_id=? ORDER BY added_at, id", (article_id,))]
+
+    def lsh_candidates(self, keys: list[int]) -> dict[str, np.ndarray]:
+        """Canonical articles sharing an LSH band with these keys, with their signatures."""
+        if not keys:
+            return {}
+        q = ("SELECT DISTINCT a.id, a.minhash FROM lsh l JOIN articles a ON a.id = l.article_id "
+             f"WHERE l.key IN ({','.join('?' * len(keys))}) AND a.canonical_id IS NULL")
+        return {aid: np.frombuffer(blob, dtype=np.uint64) for aid, blob in self.db.execute(q, keys)}
+
+    def cached_vectors(self, norm_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these chunk texts: nothing is embedded twice."""
+        out: dict[str, np.ndarray] = {}
+        hashes = list(set(norm_hashes))
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            q = f"SELECT norm_hash, vector FROM chunks WHERE norm_hash IN ({','.join('?' * len(part))})"
+            for h, blob in self.db.execute(q, part):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def chunk_rows(self, chunk_ids: Iterable[int]) -> dict[int, sqlite3.Row]:
+        ids = list(chunk_ids)
+        if not ids:
+            return {}
+        q = ('SELECT c.id AS chunk_id, c.article_id, c.seq, c.start, c."end", c.text, a.title, a.date, '
+             "a.source, a.url FROM chunks c JOIN articles a ON a.id = c.article_id "
+             f"WHERE c.id IN ({','.join('?' * len(ids))})")
+        return {r["chunk_id"]: r for r in self.db.execute(q, ids)}
+
+    @staticmethod
+    def _article_filter(since: str | None, until: str | None, source_norm: str | None) -> tuple[str, list]:
+        where, args = [], []
+        if since:
+            where.append("a.date >= ?")
+            args.append(since)
+        if until:
+            where.append("a.date <= ?")
+            args.append(until)
+        if source_norm:
+            where.append("instr(a.source_norm, ?) > 0")
+            args.append(source_norm)
+        return (" WHERE " + " AND ".join(where) if where else ""), args
+
+    def articles_in(self, since: str | None, until: str | None, source_norm: str | None) -> list[sqlite3.Row]:
+        """Every article of the period (near-duplicates included), oldest first."""
+        where, args = self._article_filter(since, until, source_norm)
+        q = ("SELECT a.id, a.title, a.date, a.source, a.text, a.canonical_id FROM articles a" + where
+             + " ORDER BY a.date, a.id")
+        return self.db.execute(q, args).fetchall()
+
+    def article_vectors(self, ids: list[str], dim: int) -> np.ndarray:
+        """One unit vector per article: the mean of its chunks' vectors."""
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        pos = {aid: i for i, aid in enumerate(ids)}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = f"SELECT article_id, vector FROM chunks WHERE article_id IN ({','.join('?' * len(part))})"
+            for aid, blob in self.db.execute(q, part):
+                out[pos[aid]] += np.frombuffer(blob, dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1)
+
+    def list_articles(self) -> Iterator[sqlite3.Row]:
+        """Newest first."""
+        return self.db.execute("SELECT id, title, date, source, canonical_id FROM articles ORDER BY date DESC, id")
+
+    def coverage(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT substr(date, 1, 7) AS month, source, count(*) AS articles FROM articles "
+            "WHERE date IS NOT NULL GROUP BY month, source ORDER BY month, source")]
+
+    def counts(self) -> dict:
+        one = lambda q: self.db.execute(q).fetchone()[0]  # noqa: E731
+        first, last = self.db.execute("SELECT min(date), max(date) FROM articles").fetchone()
+        return {
+            "articles": one("SELECT count(*) FROM articles"),
+            "duplicates": one("SELECT count(*) FROM articles WHERE canonical_id IS NOT NULL"),
+            "chunks": one("SELECT count(*) FROM chunks"),
+            "undated": one("SELECT count(*) FROM articles WHERE date IS NULL"),
+            "first_date": first,
+            "last_date": last,
+            "sources": {s or "(unknown)": n for s, n in self.db.execute(
+                "SELECT source, count(*) FROM articles GROUP BY source ORDER BY count(*) DESC")},
+        }
+
+    def close(self) -> None:
+        self.db.close()

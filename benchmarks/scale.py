@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +44,12 @@ class StandIn:
         return len(text) + 2
 
     def _vec(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         v = np.zeros(DIM, np.float32)
-        for a, b in zip(text, text[1:]):
-            h = zlib.crc32((a + b).encode("utf-8"))
-            v[h % DIM] += 1.0 if (h >> 16) & 1 else -1.0
+        if len(codes) > 1:
+            h = (codes[:-1] * np.uint64(1_000_003) + codes[1:]) * np.uint64(0x9E3779B97F4A7C15)
+            h >>= np.uint64(40)
+            np.add.at(v, (h % np.uint64(DIM)).astype(np.int64), np.where(h & np.uint64(1 << 16), 1.0, -1.0))
         n = float(np.linalg.norm(v))
         return v / n if n else v
 
@@ -109,9 +110,9 @@ def child(task: str, design: str, index: str, payload: str) -> dict:
         open_ = lambda: Archive.open(index, embedder=StandIn())  # noqa: E731
     t0 = time.perf_counter()
     archive = open_()
-    if task == "build":
-        recs = json.loads(Path(payload).read_text(encoding="utf-8"))
-        report = archive.ingest(recs)
+    if task == "build":  # a JSONL export, streamed by the product's own loader
+        report = archive.ingest([payload] if payload.endswith(".jsonl")
+                                else json.loads(Path(payload).read_text(encoding="utf-8")))
         return {"seconds": time.perf_counter() - t0, "chunks": report.chunks, "articles": report.added,
                 "rss_mb": rss_mb()}
     if task == "add":
@@ -185,9 +186,11 @@ def measure(design: str, size: int, pool: list[str], queries: list[str], avg_chu
     built = index / "scale-build.json"
     if not built.exists():
         shutil.rmtree(index, ignore_errors=True)
-        feed = OUT / f"scale-feed-{size}.json"
+        feed = OUT / f"scale-feed-{size}.jsonl"
         if not feed.exists():
-            feed.write_text(json.dumps(articles(pool, n_articles, seed=size, prefix="a"), ensure_ascii=False))
+            with open(feed, "w", encoding="utf-8") as f:
+                for rec in articles(pool, n_articles, seed=size, prefix="a"):
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         r = run_child("build", design, index, str(feed))
         index.mkdir(parents=True, exist_ok=True)
         built.write_text(json.dumps(r))
@@ -227,7 +230,7 @@ def main() -> int:
             r = measure(design, size, pool, queries, avg_chunks)
             rows.append(r)
             print(json.dumps(r), flush=True)
-            (OUT / "scale.json").write_text(json.dumps(rows, indent=1))
+            (OUT / f"scale-{args.sizes.replace(',', '-')}.json").write_text(json.dumps(rows, indent=1))
     print(f"\n{'design':<7}{'chunks':>9}{'build ch/s':>11}{'add10 s':>14}{'add10 MB':>10}{'open s':>8}"
           f"{'hybrid p50/p95':>16}{'bm25 p50':>9}{'dense p50':>10}{'1 month p50':>12}{'recall@10':>10}{'disk MB':>9}")
     for r in rows:

@@ -40,7 +40,8 @@ class Archive:
         self.embedder = embedder
         self.indexes = indexes
         self._generator: Generator | None = None
-        # One SQLite connection and one embedder: the UI and API threads take turns.
+        self._generator_lock = threading.Lock()
+        # Callers that must not interleave (the UI's and API's handlers) share this lock.
         self.lock = lock or threading.RLock()
 
     @classmethod
@@ -168,13 +169,17 @@ class Archive:
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            s = self.settings
-            self._generator = make_generator(
-                s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
-                max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, device=s.device,
-                embedder=self.embedder)
+        with self._generator_lock:  # loaded once, however many threads ask first
+            if self._generator is None:
+                self._generator = self._make_generator()
         return self._generator
+
+    def _make_generator(self) -> Generator:
+        s = self.settings
+        return make_generator(
+            s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
+            max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, device=s.device,
+            embedder=self.embedder)
 
     def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
                    source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:

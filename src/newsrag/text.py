@@ -51,18 +51,15 @@ _HAN = r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef「」『』“”]"
 _HALF_PUNCT = re.compile(rf"(?<={_HAN})[,;:?!]|[,;:?!](?={_HAN})|(?<={_HAN})\(|\((?={_HAN})|(?<={_HAN})\)|\)(?={_HAN})")
 
 
+# Full-width Latin letters and digits and the ideographic space, to ASCII (a table for
+# str.translate: C speed and no per-character list, which matters on long articles).
+_HALF_WIDTH = {0x3000: " ", **{c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+                               for c in range(r[0], r[1] + 1)}}
+
+
 def _to_half_width_alnum(text: str) -> str:
     """Full-width Latin letters, digits and spaces to ASCII; CJK punctuation stays."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch == "\u3000":
-            out.append(" ")
-        elif 0xFF10 <= code <= 0xFF19 or 0xFF21 <= code <= 0xFF3A or 0xFF41 <= code <= 0xFF5A:
-            out.append(chr(code - 0xFEE0))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return text.translate(_HALF_WIDTH)
 
 
 def one_line(text, limit: int = 500) -> str:

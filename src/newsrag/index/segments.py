@@ -307,7 +307,9 @@ class SegmentedIndex:
             _fsync_dir(self.folder)
             atomic_write_text(self.folder / "state.json", json.dumps(state))
             self._sweep(state)
-        if self._view is not None or not persist:  # a loaded view moves on; an unloaded one loads lazily
+        # A loaded view moves on (an unloaded one loads lazily); a slower thread never moves it back.
+        if (self._view is not None or not persist) and (self._view is None
+                                                        or changes.generation >= self._view.generation):
             self._view = View(changes.generation, names, [self._loaded(n, segs) for n in names], deleted)
 
     def _merge(self, names: list[str], segs: dict[str, Segment], deleted: np.ndarray,

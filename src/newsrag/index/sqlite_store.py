@@ -14,6 +14,7 @@ import fcntl
 import json
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -68,11 +69,11 @@ class SQLiteStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.db = sqlite3.connect(self.root / "archive.sqlite3", isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._gen: int | None = None  # the generation the open transaction will commit
+        # A connection per thread: with WAL, readers see the last commit while a writer works.
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._gen: int | None = None  # the generation the open transaction will commit (one writer at a time)
         if not self._current():
             # Only a new or older index takes the write lock here: readers never wait for an ingest.
             with self.writer():
@@ -80,6 +81,21 @@ class SQLiteStore:
                 if "gen" not in self._columns("chunks"):
                     self._migrate_1_to_2()
                 self.db.executescript(_SCHEMA_2)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.root / "archive.sqlite3", isolation_level=None, check_same_thread=False,
+                                 timeout=30)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
 
     def _columns(self, table: str) -> set[str]:
         return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
@@ -327,4 +343,8 @@ class SQLiteStore:
         }
 
     def close(self) -> None:
-        self.db.close()
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()

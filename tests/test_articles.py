@@ -171,3 +171,81 @@ def test_exports_stream_in_their_own_encoding(tmp_path):
     c.write_bytes("id,title,text\r\nb1,臺北新聞,\"臺北市今天開通新路線。\r\n第二段。\"\r\n".encode("big5"))
     [b] = load(c)
     assert b.title == "臺北新聞" and b.text == "臺北市今天開通新路線。\n第二段。"
+
+
+# ---------------------------------------------------------------- bounds (issue #11)
+
+GOOD = {"id": "ok-1", "title": "青溪夜市开业", "text": "青溪夜市今晚开业，设摊位一百二十个。"}
+
+
+def outcome(items):
+    """{origin or id: 'article' | the LoadError's reason}."""
+    return {(x.id if isinstance(x, Article) else x.origin): ("article" if isinstance(x, Article) else x.reason)
+            for x in items}
+
+
+def test_an_over_long_record_is_one_failed_item_in_jsonl_json_and_csv(tmp_path, monkeypatch):
+    import newsrag.articles as articles
+
+    monkeypatch.setattr(articles, "MAX_ARTICLE_BYTES", 3000)
+    long = {"id": "long-1", "text": "长" * 1001}  # 3003 bytes of UTF-8
+    jsonl = tmp_path / "feed.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (long, GOOD)), encoding="utf-8")
+    got = outcome(load(jsonl))
+    assert got["ok-1"] == "article" and "text too long" in got[f"{jsonl}:1"], got
+    js = tmp_path / "feed.json"
+    js.write_text(json.dumps([long, GOOD], ensure_ascii=False), encoding="utf-8")
+    got = outcome(load(js))
+    assert got["ok-1"] == "article" and "text too long" in got[f"{js}[0]"], got
+
+
+def test_a_csv_field_over_csvs_own_limit_is_one_failed_item_not_the_end_of_the_file(tmp_path):
+    p = tmp_path / "feed.csv"
+    with open(p, "w", encoding="utf-8", newline="") as f:  # 6 MB: over csv's 128 KB and the article bound
+        w = csv.writer(f)
+        w.writerow(["id", "title", "text"])
+        w.writerow(["long-1", "太长", "长" * (2 * 1024 ** 2)])
+        w.writerow([GOOD["id"], GOOD["title"], GOOD["text"]])
+    got = outcome(load(p))
+    assert got["ok-1"] == "article" and "text too long" in got[f"{p}:2"], got
+
+
+def test_a_json_file_over_the_bound_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import newsrag.articles as articles
+
+    monkeypatch.setattr(articles, "MAX_JSON_BYTES", 10_000)
+    p = tmp_path / "big.json"
+    p.write_text(json.dumps([GOOD] * 200, ensure_ascii=False), encoding="utf-8")
+    [e] = load(p)
+    assert isinstance(e, LoadError) and e.origin == str(p) and "too large" in e.reason and ".jsonl" in e.reason
+
+
+def test_an_over_long_jsonl_line_is_skipped_and_the_next_lines_read(tmp_path, monkeypatch):
+    import newsrag.articles as articles
+
+    monkeypatch.setattr(articles, "MAX_JSON_BYTES", 1000)
+    p = tmp_path / "feed.jsonl"
+    p.write_text(json.dumps({"text": "x" * 5000}) + "\n" + json.dumps(GOOD, ensure_ascii=False) + "\n",
+                 encoding="utf-8")
+    got = outcome(load(p))
+    assert "line too long" in got[f"{p}:1"] and got["ok-1"] == "article", got
+
+
+@pytest.mark.parametrize("depth", [33, 10_000])
+def test_deeply_nested_json_is_one_error_naming_the_file(tmp_path, depth):
+    nested = "[" * depth + "]" * depth
+    js = tmp_path / "deep.json"
+    js.write_text('{"articles": [' + json.dumps(GOOD, ensure_ascii=False) + ", " + nested + "]}", encoding="utf-8")
+    [e] = load(js)
+    assert isinstance(e, LoadError) and e.origin == str(js) and "nested" in e.reason
+    jsonl = tmp_path / "deep.jsonl"
+    jsonl.write_text(nested + "\n" + json.dumps(GOOD, ensure_ascii=False) + "\n", encoding="utf-8")
+    got = outcome(load(jsonl))
+    assert "nested" in got[f"{jsonl}:1"] and got["ok-1"] == "article", got
+
+
+def test_json_within_the_depth_bound_loads(tmp_path):
+    record = dict(GOOD, extra=json.loads("[" * 30 + "]" * 30))  # 32 levels with the list around it
+    p = tmp_path / "ok.json"
+    p.write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
+    assert outcome(load(p)) == {"ok-1": "article"}

@@ -41,7 +41,7 @@ def test_bad_file_is_one_line_naming_it(tmp_path, capsys, records_file):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"")
     code, out, err = run(capsys, "ingest", bad, records_file, "--index", tmp_path / "idx", "-q")
-    assert code == 0
+    assert code == 1 and "4 added" in err  # the rest went in; the status says something failed
     assert f"newsrag: error: {bad}: empty file\n" in err
 
 
@@ -70,3 +70,52 @@ def test_seed_report(tmp_path, capsys):
     art = json.loads(out)
     assert art["meta"]["editor"] == "莊恩慧" and "責編" not in art["text"]
     assert "武進新聞網訊" in art["text"] and "(jìn)" not in art["text"]
+
+
+# ---------------------------------------------------------------- rough edges (issue #11)
+
+
+def test_index_naming_a_plain_file_is_a_one_line_error(tmp_path, capsys, records_file):
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not an index", encoding="utf-8")
+    for command in (["ingest", records_file], ["search", "x"], ["stats"]):
+        code, out, err = run(capsys, *command, "--index", plain, "-q" if command[0] == "ingest" else "--json")
+        assert code == 2 and err == f"newsrag: error: --index {plain} is a file, not an index folder\n", command
+
+
+def test_missing_input_paths_are_reported_and_fail_the_run(tmp_path, capsys, records_file):
+    idx = tmp_path / "idx"
+    code, out, err = run(capsys, "ingest", tmp_path / "missing.jsonl", "--index", idx, "-q")
+    assert code == 1 and f"{tmp_path / 'missing.jsonl'}: no such file or folder" in err
+    assert not idx.exists()  # nothing valid to ingest: no empty index left behind
+    code, out, err = run(capsys, "ingest", records_file, tmp_path / "missing.jsonl", "--index", idx, "-q")
+    assert code == 1 and "missing.jsonl: no such file or folder" in err and "4 added" in err
+
+
+def test_one_bad_json_file_does_not_sink_the_batch(tmp_path, capsys, records_file):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 10_000 + "]" * 10_000, encoding="utf-8")
+    code, out, err = run(capsys, "ingest", deep, records_file, "--index", tmp_path / "idx", "-q")
+    assert code == 1 and "Traceback" not in err
+    assert f"newsrag: error: {deep}: JSON nested more than 32 levels deep\n" in err and "4 added" in err
+
+
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_an_empty_question_is_refused(tmp_path, capsys, records_file, command):
+    run(capsys, "ingest", records_file, "--index", tmp_path / "idx", "-q")
+    for question in ("", "   "):
+        code, out, err = run(capsys, command, question, "--index", tmp_path / "idx")
+        assert (code, out, err) == (2, "", "newsrag: error: the question is empty\n")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path, capsys, records_file):
+    import subprocess
+    import sys
+
+    run(capsys, "ingest", records_file, "--index", tmp_path / "idx", "-q")
+    # `newsrag stats | head -0`: the reader is gone before anything is written.
+    proc = subprocess.Popen([sys.executable, "-m", "newsrag.cli", "stats", "--index", str(tmp_path / "idx")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

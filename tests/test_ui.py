@@ -1,4 +1,5 @@
 """The web UI in a real browser: headless Chromium drives the page served by `python app.py`."""
+import contextlib
 import os
 import shutil
 import socket
@@ -25,21 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`python app.py` on a free loopback port, over an index holding the seed report."""
-    from conftest import CRAWLED
-
-    index = tmp_path_factory.mktemp("ui") / "index"
-    source = SEED
-    if not SEED.exists():  # a checkout without ../shared: the fictional crawled report stands in
-        source = index.parent / "crawled.txt"
-        source.write_text(CRAWLED, encoding="utf-8")
-    with Archive.open(index) as a:
-        assert a.ingest([source]).added == 1
+@contextlib.contextmanager
+def start_app(index, *flags):
+    """`python app.py --index INDEX FLAGS` on a free loopback port; yields its URL."""
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--index", str(index), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--index", str(index), "--port", str(port), *flags],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -54,9 +46,33 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("app.py did not start in 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory):
+    """An index holding the seed report."""
+    from conftest import CRAWLED
+
+    index = tmp_path_factory.mktemp("ui") / "index"
+    source = SEED
+    if not SEED.exists():  # a checkout without ../shared: the fictional crawled report stands in
+        source = index.parent / "crawled.txt"
+        source.write_text(CRAWLED, encoding="utf-8")
+    with Archive.open(index) as a:
+        assert a.ingest([source]).added == 1
+    return index
+
+
+@pytest.fixture(scope="module")
+def server(seed_index):
+    """`python app.py` over the seed index."""
+    with start_app(seed_index) as url:
+        yield url
 
 
 def browser():
@@ -165,3 +181,28 @@ def test_upload_in_the_browser_and_upload_an_edited_file_again(server, tmp_path)
         assert requests.get(server + "/api/stats", timeout=10).json()["articles"] == before + 1
     finally:
         d.quit()
+
+
+def test_with_a_token_the_browser_signs_in_once_and_then_uses_the_page(seed_index):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with start_app(seed_index, "--token", "s3cr3t") as url:
+        d = browser()
+        try:
+            d.get(url + "/")
+            box = WebDriverWait(d, 30).until(lambda d: d.find_element(By.NAME, "token"))
+            assert d.current_url == url + "/login"
+            box.send_keys("wrong")
+            box.submit()
+            WebDriverWait(d, 30).until(lambda d: "Wrong credentials" in d.page_source)
+            box = d.find_element(By.NAME, "token")
+            box.send_keys("s3cr3t")
+            box.submit()
+            box = WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+            box.send_keys("會議關於人才政策作了什麼決定？")
+            d.find_element(By.CSS_SELECTOR, "#ask").click()  # the page's own calls carry the session cookie
+            WebDriverWait(d, 90).until(lambda d: "[1]" in d.find_element(By.ID, "answer").text)
+            assert "s3cr3t" not in str(d.get_cookies())
+        finally:
+            d.quit()

@@ -9,19 +9,17 @@ Bad input is always a 4xx with ``{"detail": "<one line>"}``: pydantic checks
 the request bodies, a ValueError from the archive (a bad date, say) becomes a
 400, an unknown article a 404.
 """
-import base64
-import binascii
 import json
 import logging
 import os
-import secrets
 import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBearer
@@ -33,9 +31,11 @@ from starlette.datastructures import UploadFile
 from . import __version__
 from .answering import Answer
 from .archive import Archive
-from .articles import SUFFIXES, parse_date
+from .articles import SUFFIXES, check_article_size, parse_date, parse_json
+from .auth import Policy, sign_in_routes
+from .guard import LOOPBACK_NAMES, Guard
 from .text import one_line
-from .uploads import UploadError, stage
+from .uploads import MAX_UPLOAD_BYTES, UploadError, stage
 
 log = logging.getLogger("newsrag.api")
 
@@ -118,7 +118,7 @@ class RecordIn(BaseModel):
     source: Text | None = None
     url: Text | None = None
     author: Text | None = None
-    text: Text
+    text: Annotated[Text, AfterValidator(check_article_size)]
 
 
 class RecordsIn(_Strict):
@@ -314,7 +314,57 @@ async def _on_value_error(request: Request, exc: ValueError) -> JSONResponse:
     return JSONResponse({"detail": one_line(exc) or "bad input"}, status_code=400)
 
 
-# ---------------------------------------------------------------- uploads
+# ---------------------------------------------------------------- request bodies and the UI
+
+
+def _records(raw: bytes) -> list[dict]:
+    """The records of a JSON request body, checked (size, depth, fields) before any work starts."""
+    try:
+        data = parse_json(raw)
+    except ValueError as e:  # bad syntax or encoding (JSONDecodeError, UnicodeDecodeError) or too deep
+        error = getattr(e, "msg", None) or str(e)
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                                       "ctx": {"error": error}}]) from None
+    try:
+        records = RecordsIn.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]) from None
+    return [r.model_dump(exclude_none=True) for r in records.records]
+
+
+# The two bodies POST /api/articles takes (it reads the body itself, so FastAPI cannot list them).
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/RecordsIn"}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["files"],
+        "properties": {"files": {
+            "type": "array", "items": {"type": "string", "format": "binary"},
+            "description": "files: " + " ".join(sorted(SUFFIXES)) + ", or a .zip of them"}}}}}}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        # RecordsIn is only named by _UPLOAD_BODY, so FastAPI does not collect it.
+        _, defs = models_json_schema([(RecordsIn, "validation")], ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _mount_ui(app: FastAPI, archive: Archive) -> FastAPI:
+    """The Gradio UI at "/", when gradio is installed. It is guarded by the app's own Guard
+    (so Gradio's own auth is not used) and takes uploads as large as the API does."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    try:
+        import gradio as gr
+
+        from .ui import CSS, build_ui
+    except (ImportError, AttributeError) as e:
+        log.warning("no web UI (%s); serving the API only", e)
+        return app
+    return gr.mount_gradio_app(app, build_ui(archive), path="/", css=CSS, max_file_size=MAX_UPLOAD_BYTES)
 
 
 # ---------------------------------------------------------------- the app
@@ -325,11 +375,12 @@ def _sse(event: str, data: Any) -> str:
 
 
 def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: str | None = None,
-               ui: bool = True) -> FastAPI:
+               ui: bool = True, hosts: frozenset[str] | None = None) -> FastAPI:
     """The API over ``archive`` (and the Gradio UI at "/" when ``ui`` and newsrag.ui has build_ui).
 
-    ``token``: /api/* needs ``Authorization: Bearer <token>``; ``auth`` (user, password):
-    /api/* accepts HTTP Basic with these (and the UI asks for them). /healthz is always open.
+    ``token`` and ``auth`` (user, password) guard every route but those in auth.OPEN_PATHS:
+    scripts send ``Authorization: Bearer <token>`` or HTTP Basic, browsers sign in at /login.
+    ``hosts``: the Host names the server answers to (None: any); see guard.Guard.
     """
     lock = archive_lock(archive)
     last_count = [0]
@@ -340,39 +391,18 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValueError, _on_value_error)
 
-    # ------------------------------------------------------------ auth
-    dependencies = []
-    if token or auth:
-        challenges = ", ".join(c for c in ("Bearer" if token else "", 'Basic realm="newsrag"' if auth else "") if c)
-
-        def require_auth(request: Request) -> None:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            value = value.strip()
-            if token and scheme.lower() == "bearer" and secrets.compare_digest(value.encode(), token.encode()):
-                return
-            if auth and scheme.lower() == "basic":
-                try:
-                    user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-                except (binascii.Error, UnicodeDecodeError):
-                    sep = ""
-                if sep and (secrets.compare_digest(user.encode(), auth[0].encode())
-                            & secrets.compare_digest(password.encode(), auth[1].encode())):
-                    return
-            detail = ("wrong credentials" if scheme else
-                      "credentials required: send Authorization: " + (" or ".join(
-                          x for x in ("Bearer <token>" if token else "", "Basic <user:password>" if auth else "")
-                          if x)))
-            raise HTTPException(401, detail, headers={"WWW-Authenticate": challenges})
-
-        # The security schemes only document the API in /openapi.json; require_auth decides.
-        if token:
-            dependencies.append(Security(HTTPBearer(auto_error=False, description="the server's --token")))
-        if auth:
-            dependencies.append(Security(HTTPBasic(auto_error=False, description="the server's --auth user:password")))
-        dependencies.append(Depends(require_auth))
-
+    # ------------------------------------------------------------ access
+    policy = Policy(token, auth)
+    # Gradio adds permissive CORS headers unless the app has its own CORSMiddleware: this one
+    # allows no other origin, so no other site's page may read what this server answers.
+    app.add_middleware(CORSMiddleware, allow_origins=[])
+    app.add_middleware(Guard, policy=policy, hosts=hosts)
+    app.include_router(sign_in_routes(policy))
+    # The security schemes only document the API in /openapi.json; the Guard decides.
+    dependencies = ([Security(HTTPBearer(auto_error=False, description="the server's --token"))] if token else []) + (
+        [Security(HTTPBasic(auto_error=False, description="the server's --auth user:password"))] if auth else [])
     api = APIRouter(prefix="/api", dependencies=dependencies,
-                    responses=_errors(401) if dependencies else {})
+                    responses=_errors(401) if policy.required else {})
 
     # ------------------------------------------------------------ routes
 
@@ -434,15 +464,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
             b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)
         return {"markdown": b.to_markdown()} if body.format == "markdown" else b.to_dict()
 
-    upload_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/RecordsIn"}},
-        "multipart/form-data": {"schema": {
-            "type": "object", "required": ["files"],
-            "properties": {"files": {
-                "type": "array", "items": {"type": "string", "format": "binary"},
-                "description": "files: " + " ".join(sorted(SUFFIXES)) + ", or a .zip of them"}}}}}}}
-
-    @api.post("/articles", response_model=IngestReportOut, tags=["articles"], openapi_extra=upload_body,
+    @api.post("/articles", response_model=IngestReportOut, tags=["articles"], openapi_extra=_UPLOAD_BODY,
               responses=_errors(400, 413, 415, 422))
     async def add_articles(request: Request) -> dict:
         """Add articles: JSON ``{"records": [...]}`` or multipart file uploads (field ``files``).
@@ -451,18 +473,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
         """
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
-            raw = await request.body()
-            try:
-                data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
-                                               "ctx": {"error": getattr(e, "msg", None) or str(e)}}]) from None
-            try:
-                records = RecordsIn.model_validate(data)
-            except ValidationError as e:
-                raise RequestValidationError(
-                    [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]) from None
-            items = [r.model_dump(exclude_none=True) for r in records.records]
+            items = _records(await request.body())  # the Guard bounds the body's size
 
             def work() -> dict:
                 with lock:
@@ -517,31 +528,8 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
 
     app.include_router(api)
 
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
-            # RecordsIn is only named by openapi_extra, so FastAPI does not collect it.
-            _, defs = models_json_schema([(RecordsIn, "validation")], ref_template="#/components/schemas/{model}")
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
-
-    if ui:
-        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-        try:
-            import gradio as gr
-
-            from .ui import build_ui
-        except (ImportError, AttributeError) as e:
-            log.warning("no web UI (%s); serving the API only", e)
-        else:
-            from .ui import CSS
-
-            app = gr.mount_gradio_app(app, build_ui(archive), path="/", auth=auth, css=CSS)
-    return app
+    app.openapi = lambda: _openapi(app)
+    return _mount_ui(app, archive) if ui else app
 
 
 def serve(archive: Archive, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
@@ -550,6 +538,8 @@ def serve(archive: Archive, host: str = "127.0.0.1", port: int = 7860, auth: tup
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1") and not (auth or token):
+    loopback = host in LOOPBACK_NAMES
+    if not loopback and not (auth or token):
         log.warning("serving on %s without --auth or --token: anyone who can reach it can change the index", host)
-    uvicorn.run(create_app(archive, auth=auth, token=token), host=host, port=port, log_level="info")
+    app = create_app(archive, auth=auth, token=token, hosts=LOOPBACK_NAMES if loopback else None)
+    uvicorn.run(app, host=host, port=port, log_level="info")

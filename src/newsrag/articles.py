@@ -178,12 +178,26 @@ def _field(record: dict, name: str) -> Any:
     return None
 
 
+def check_article_size(text: str) -> str:
+    """``text`` if it is no longer than one article may be, else BadInput (a ValueError).
+
+    Cleaning, chunking and embedding take time in proportion to the text, under the
+    archive's lock: this bound is what keeps one request from holding it for long.
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_ARTICLE_BYTES:
+        raise BadInput(f"text too long ({size / 2**20:.1f} MB > {MAX_ARTICLE_BYTES / 2**20:.0f} MB "
+                       "limit for one article)")
+    return text
+
+
 def article_from_record(record: Any, origin: str) -> Article:
     if not isinstance(record, dict):
         raise BadInput(f"record is a {type(record).__name__}, expected an object with a 'text' field")
     body = _field(record, "text")
     if not isinstance(body, str) or not body.strip():
         raise BadInput("record has no 'text'")
+    check_article_size(body)
     extra = {k: v for k, v in record.items() if k not in RECORD_FIELDS and isinstance(v, (str, int, float))}
     return build_article(
         body, origin=origin, title=_field(record, "title") or "", date=_field(record, "date"),
@@ -194,8 +208,16 @@ def article_from_record(record: Any, origin: str) -> Article:
 
 # ---------------------------------------------------------------- reading files
 
-MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # one .txt/.html article; exports (.jsonl/.csv) are streamed
-MAX_EXPORT_BYTES = 2 * 1024 ** 3
+MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # one .txt/.html article, or one record's text (UTF-8)
+MAX_EXPORT_BYTES = 2 * 1024 ** 3  # a .jsonl/.csv export: streamed, one record at a time
+# A JSON document parsed whole (a .json file, one JSONL line, an API request body) takes
+# up to ~30 times its size in memory (a 192 MB file took 5.6 GB), so it is bounded; so is
+# its nesting, which the parser follows by recursion.
+MAX_JSON_BYTES = 50 * 1024 ** 2
+MAX_JSON_DEPTH = 32
+# Every CSV field is read whole before the record's own bounds are checked, so that an
+# over-long record is one failed item (csv's default 128 KB limit would end the file).
+csv.field_size_limit(MAX_EXPORT_BYTES)
 _CHINESE_ENCODINGS = ["gb18030", "big5", "big5hkscs", "utf_16", "utf_8"]
 
 
@@ -260,15 +282,61 @@ def _load_html(path: Path) -> Iterator[Article | LoadError]:
     yield art
 
 
-def _records_from_lines(path: Path, lines: Iterable[str]) -> Iterator[Article | LoadError]:
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion: it may be deep)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:  # deeper is refused anyway: no need to walk further
+                todo.extend((c, depth + 1) for c in children)
+    return deepest
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` within the bounds above. JSONDecodeError for bad syntax; BadInput
+    (a ValueError) for a document too large or nested too deeply."""
+    if len(text) > MAX_JSON_BYTES:
+        raise BadInput(f"JSON too large ({len(text) / 2**20:.1f} MB > {MAX_JSON_BYTES / 2**20:.0f} MB limit)")
+    too_deep = BadInput(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        data = json.loads(text)
+    except RecursionError:  # the parser gave up long before memory or the stack did
+        raise too_deep from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
+    return data
+
+
+def _bounded_lines(f: io.TextIOBase) -> Iterator[str | None]:
+    """The lines of ``f`` without their ends; None for a line over MAX_JSON_BYTES, which
+    is skipped without being held in memory."""
+    while line := f.readline(MAX_JSON_BYTES + 1):
+        if len(line) > MAX_JSON_BYTES and not line.endswith("\n"):
+            while (rest := f.readline(1 << 20)) and not rest.endswith("\n"):
+                pass
+            yield None
+        else:
+            yield line.rstrip("\r\n")
+
+
+def _records_from_lines(path: Path, lines: Iterable[str | None]) -> Iterator[Article | LoadError]:
     for n, line in enumerate(lines, 1):
+        origin = f"{path}:{n}"
+        if line is None:
+            yield LoadError(origin, f"line too long (over {MAX_JSON_BYTES / 2**20:.0f} MB)")
+            continue
         if not line.strip():
             continue
-        origin = f"{path}:{n}"
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except json.JSONDecodeError as e:
             yield LoadError(origin, f"invalid JSON line ({e.msg} at column {e.colno})")
+            continue
+        except BadInput as e:
+            yield LoadError(origin, str(e))
             continue
         try:
             yield article_from_record(record, origin)
@@ -281,13 +349,17 @@ def _load_jsonl(path: Path) -> Iterator[Article | LoadError]:
     if size > MAX_EXPORT_BYTES:
         raise BadInput(f"file too large ({size / 2**20:.0f} MB)")
     with _open_text(path) as f:
-        yield from _records_from_lines(path, (line.rstrip("\r\n") for line in f))
+        yield from _records_from_lines(path, _bounded_lines(f))
 
 
 def _load_json(path: Path) -> Iterator[Article | LoadError]:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:  # checked before reading: the file is parsed whole
+        raise BadInput(f"file too large for .json ({size / 2**20:.1f} MB > {MAX_JSON_BYTES / 2**20:.0f} MB "
+                       "limit; save a large export as .jsonl, which is read a record at a time)")
     content = decode(path.read_bytes())
     try:
-        data = json.loads(content)
+        data = parse_json(content)
     except json.JSONDecodeError as e:
         # A .json file holding one object per line is JSONL by another name.
         if e.msg == "Extra data":

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from .archive import Archive, IndexMismatch
+from .articles import list_files
 from .embedders import EmbedderError
 from .generators import GeneratorError
 from .settings import Settings
+from .text import one_line
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "archive"
 
@@ -48,6 +50,8 @@ def _open(args: argparse.Namespace, create: bool = False) -> Archive:
     """The archive the flags name; only the commands that add articles may create one,
     so a mistyped --index is an error, not a new empty archive that answers nothing."""
     settings = Settings.load(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
+    if Path(settings.index).exists() and not Path(settings.index).is_dir():
+        raise ValueError(f"--index {settings.index} is a file, not an index folder")
     if not create and not Archive.exists(settings.index):
         raise FileNotFoundError(f"no index at {settings.index} (build one with `newsrag ingest PATH "
                                 f"--index {settings.index}`, or try `newsrag demo`)")
@@ -70,19 +74,34 @@ def _print_hits(hits, as_json: bool) -> None:
 
 
 def cmd_ingest(args) -> int:
+    """Exit status 1 when anything failed (a missing path, a bad file or record), else 0."""
+    files, problems = list_files(args.paths)  # missing paths and unsupported files
+    for e in problems:
+        print(f"newsrag: error: {e}", file=sys.stderr)
+    if not files:  # and no index is created for nothing
+        print("newsrag: error: nothing to ingest", file=sys.stderr)
+        return 1
     with _open(args, create=True) as archive:
-        report = archive.ingest(args.paths, progress=sys.stderr.isatty() and not args.quiet)
+        report = archive.ingest(files, progress=sys.stderr.isatty() and not args.quiet)
     for line in report.errors:
         print(f"newsrag: error: {line}", file=sys.stderr)
     print(f"newsrag: {archive.root}: {report.summary()}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
-    return 1 if report.failed and not (report.added or report.updated or report.skipped) else 0
+    return 1 if problems or report.failed else 0
+
+
+def _question(args) -> str:
+    """The question, refused when empty (as the API refuses it) rather than answered."""
+    if not args.question.strip():
+        raise ValueError("the question is empty")
+    return args.question
 
 
 def cmd_search(args) -> int:
+    question = _question(args)
     with _open(args) as archive:
-        hits = archive.search(args.question, k=args.k, since=args.since, until=args.until, source=args.source,
+        hits = archive.search(question, k=args.k, since=args.since, until=args.until, source=args.source,
                               mode=args.mode, max_per_article=args.per_article)
     _print_hits(hits, args.json)
     return 0
@@ -107,8 +126,9 @@ def _print_answer(answer, as_json: bool) -> None:
 
 
 def cmd_ask(args) -> int:
+    question = _question(args)
     with _open(args) as archive:
-        stream = archive.ask_stream(args.question, k=args.k, since=args.since, until=args.until,
+        stream = archive.ask_stream(question, k=args.k, since=args.since, until=args.until,
                                     source=args.source, as_of=args.as_of)
         answer = None
         for piece in stream:
@@ -278,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the web UI and the HTTP API on one server")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help="user:password for the UI and the API (also NEWSRAG_AUTH)")
-    p.add_argument("--token", help="bearer token accepted by the API (also NEWSRAG_TOKEN)")
+    p.add_argument("--auth", help="user:password required on every route, UI included: HTTP Basic, or sign "
+                                  "in at /login (also NEWSRAG_AUTH)")
+    p.add_argument("--token", help="token required on every route, UI included: Authorization: Bearer, or "
+                                   "sign in at /login (also NEWSRAG_TOKEN)")
     _settings_args(p)
     _generator_args(p)
     p.set_defaults(func=cmd_serve)
@@ -295,8 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (IndexMismatch, EmbedderError, GeneratorError, FileNotFoundError, ValueError) as e:
-        print(f"newsrag: error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`newsrag show … | head`): not an error of ours
+        # Python would complain again when it flushes stdout at exit; point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a program the signal stopped reports
+    except (IndexMismatch, EmbedderError, GeneratorError, ValueError, OSError) as e:
+        print(f"newsrag: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("newsrag: interrupted; the index keeps every batch committed so far", file=sys.stderr)

@@ -5,6 +5,7 @@ English, never as a stack trace.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import tempfile
@@ -15,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .archive import Archive  # noqa: E402
+from .archive import Archive, IngestReport  # noqa: E402
 from .uploads import UploadError, stage  # noqa: E402
 
 TEXT = {
@@ -51,6 +52,9 @@ _KNOWN = [
     ("needs a model", "这个生成方式需要先设定模型（--model）。", "This generator needs a model (--model)."),
     ("needs a base URL", "这个生成方式需要先设定服务地址（--base-url）。", "This generator needs a server URL (--base-url)."),
     ("no article with id", "没有这个 ID 的文章。", "There is no article with that id."),
+    ("not a file uploaded through this page", "只能导入通过本页面上传的文件。",
+     "Only files uploaded through this page can be ingested."),
+    ("the limit for one upload", "上传的文件太大。", "The upload is too large."),
 ]
 
 CSS = """
@@ -124,6 +128,35 @@ def period_chart(brief) -> pd.DataFrame:
     return df.groupby(["date", "theme"], as_index=False)["articles"].sum()
 
 
+def uploaded_paths(blocks: gr.Blocks, files: list) -> list[Path]:
+    """The files of an ingest call, when every one came through this page's own upload;
+    else an UploadError naming the first that did not.
+
+    Gradio checks that a file named in a call was uploaded only in an app it launched
+    itself, not in one mounted in FastAPI as this one is: without this check a crafted
+    call could have any file on the server read into the archive.
+    """
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    paths = []
+    for f in files:
+        name = str(getattr(f, "name", f))
+        path = Path(name).resolve()
+        if name not in blocks.upload_file_set or not path.is_relative_to(cache) or not path.is_file():
+            raise UploadError(403, f"{Path(name).name}: not a file uploaded through this page")
+        paths.append(path)
+    return paths
+
+
+def ingest_uploads(archive: Archive, blocks: gr.Blocks, files: list, progress) -> IngestReport:
+    """Stage the uploaded ``files`` as the API stages its uploads (same bounds) and ingest them."""
+    paths = uploaded_paths(blocks, files)
+    with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as tmp, contextlib.ExitStack() as opened:
+        staged = stage([(p.name, opened.enter_context(open(p, "rb"))) for p in paths], Path(tmp))
+        opened.close()  # copied: no need to hold them open through the ingest
+        with archive.lock:
+            return archive.ingest(staged, progress=progress, staged_in=tmp)
+
+
 def build_ui(archive: Archive) -> gr.Blocks:
     lock = archive.lock  # shared with the HTTP API mounted beside the UI
 
@@ -169,22 +202,11 @@ def build_ui(archive: Archive) -> gr.Blocks:
         if not files:
             return None, notice("请先选择文件。", "Choose files first."), *refresh("")
         try:
-            with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as tmp:
-                opened = [open(getattr(f, "name", f), "rb") for f in files]
-                try:
-                    paths = stage([(Path(h.name).name, h) for h in opened], Path(tmp))
-                finally:
-                    for h in opened:
-                        h.close()
-                with lock:
-                    report = archive.ingest(paths, progress=lambda d, t, note: progress((d, t), desc="ingest"),
-                                            staged_in=tmp)
+            report = ingest_uploads(archive, ui, files, lambda d, t, note: progress((d, t), desc="ingest"))
             table = pd.DataFrame([{"file": r.origin, "status": r.status,
                                    "title": r.title, "reason": r.reason} for r in report.items])
             return table, f"<p>{html.escape(report.summary())}</p>", *refresh("")
-        except UploadError as e:
-            return None, error_box(ValueError(e.detail)), *refresh("")
-        except Exception as e:
+        except Exception as e:  # an UploadError too: its message is its one-line detail
             return None, error_box(e), *refresh("")
 
     def refresh(query):
@@ -207,7 +229,9 @@ def build_ui(archive: Archive) -> gr.Blocks:
         except Exception as e:
             return error_box(e), *refresh(query)
 
-    with gr.Blocks(title="newsrag") as ui:
+    # Gradio keeps every upload in its cache; the archive has its own copy once ingested,
+    # so Gradio's go after an hour (and all of them at a restart).
+    with gr.Blocks(title="newsrag", delete_cache=(3600, 3600)) as ui:
         lang = gr.Radio(["中文", "English"], value="中文", label=TEXT["zh"]["language"], elem_id="lang")
         heading = gr.Markdown(f"## {TEXT['zh']['title']}")
         recent_state = gr.State([])

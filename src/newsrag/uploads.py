@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -18,6 +17,7 @@ from typing import BinaryIO
 from .articles import SUFFIXES
 from .text import one_line
 
+MAX_UPLOAD_BYTES = 200 * 1024 ** 2  # as sent: all files of one upload (one request, one click in the UI)
 MAX_ZIP_BYTES = 200 * 1024 ** 2  # uncompressed, all members of one upload's zips together
 MAX_ZIP_MEMBERS = 100_000
 
@@ -138,13 +138,23 @@ def upload_origin(origin: str, root: Path) -> str:
     return "upload:" + origin[len(files):] if origin.startswith(files) else origin
 
 
+def _copy(stream: BinaryIO, out: BinaryIO, budget: list[int], name: str) -> None:
+    """Copy ``stream`` to ``out``, counting against the upload's ``budget`` of bytes."""
+    while chunk := stream.read(1 << 20):
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise UploadError(413, f"{name}: the upload is larger than {MAX_UPLOAD_BYTES / 2**20:g} MB "
+                                   "(the limit for one upload)")
+        out.write(chunk)
+
+
 def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path]:
     """Save (name, stream) uploads under ``root``/files, zips unpacked into a folder of their name;
     returns the paths to ingest. Raises UploadError (with an HTTP status) for a bad upload."""
     files, zips = root / "files", root / "zips"
     files.mkdir()
     zips.mkdir()
-    budget = [MAX_ZIP_BYTES]
+    budget, sent = [MAX_ZIP_BYTES], [MAX_UPLOAD_BYTES]
     paths = []
     for i, (filename, stream) in enumerate(uploads, 1):
         name = _safe_name(filename, f"upload-{i}")
@@ -152,7 +162,7 @@ def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path]:
         saved = _unique((zips if is_zip else files) / name)
         stream.seek(0)
         with open(saved, "wb") as out:
-            shutil.copyfileobj(stream, out, 1 << 20)
+            _copy(stream, out, sent, name)
         if is_zip:
             folder = _unique(files / name)
             _unzip(saved, name, folder, budget)

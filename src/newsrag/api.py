@@ -1,9 +1,8 @@
 """The HTTP API: JSON over FastAPI, with the Gradio UI mounted at "/".
 
 Every route is a thin shell over one Archive call. The Archive is shared by
-all requests, so calls into it take one lock (``archive_lock``); a streamed
-answer takes it for each piece, so a slow model never blocks the rest of the
-API for the whole answer.
+all requests and is safe to share: reads run side by side, also while an
+ingest writes, and writers take turns inside it.
 
 Bad input is always a 4xx with ``{"detail": "<one line>"}``: pydantic checks
 the request bodies, a ValueError from the archive (a bad date, say) becomes a
@@ -13,7 +12,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
@@ -31,6 +29,7 @@ from starlette.datastructures import UploadFile
 from . import __version__
 from .answering import Answer
 from .archive import Archive
+from .index.base import BackendError
 from .articles import SUFFIXES, check_article_size, parse_date, parse_json
 from .auth import Policy, sign_in_routes
 from .guard import LOOPBACK_NAMES, Guard
@@ -41,13 +40,6 @@ log = logging.getLogger("newsrag.api")
 
 MAX_QUESTION = 2000
 MAX_RECORDS = 10_000
-
-# ---------------------------------------------------------------- the shared lock
-
-def archive_lock(archive: Archive) -> threading.RLock:
-    """The one lock every caller (API routes, the UI) takes around calls into ``archive``."""
-    return archive.lock
-
 
 # ---------------------------------------------------------------- request models
 
@@ -314,6 +306,10 @@ async def _on_value_error(request: Request, exc: ValueError) -> JSONResponse:
     return JSONResponse({"detail": one_line(exc) or "bad input"}, status_code=400)
 
 
+async def _on_backend_error(request: Request, exc: BackendError) -> JSONResponse:
+    return JSONResponse({"detail": one_line(exc)}, status_code=503)  # the search engine, not the request
+
+
 # ---------------------------------------------------------------- request bodies and the UI
 
 
@@ -381,17 +377,15 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     ``token`` and ``auth`` (user, password) guard every route but those in auth.OPEN_PATHS:
     scripts send ``Authorization: Bearer <token>`` or HTTP Basic, browsers sign in at /login.
     ``hosts``: the Host names the server answers to (None: any); see guard.Guard.
+    The Archive is shared by every request; it lets reads run side by side and writers take turns.
     """
-    lock = archive_lock(archive)
-    last_count = [0]
-
     app = FastAPI(
         title="newsrag", version=__version__,
         description="Ask questions of, search, and write cited briefings from an archive of Chinese news.")
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValueError, _on_value_error)
+    app.add_exception_handler(BackendError, _on_backend_error)
 
-    # ------------------------------------------------------------ access
     policy = Policy(token, auth)
     # Gradio adds permissive CORS headers unless the app has its own CORSMiddleware: this one
     # allows no other origin, so no other site's page may read what this server answers.
@@ -404,18 +398,19 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     api = APIRouter(prefix="/api", dependencies=dependencies,
                     responses=_errors(401) if policy.required else {})
 
-    # ------------------------------------------------------------ routes
-
     @app.get("/healthz", response_model=HealthOut, tags=["health"])
     def healthz() -> dict:
-        """Liveness and the number of articles (the last known count while a long ingest holds the archive)."""
-        if lock.acquire(timeout=1.0):
-            try:
-                last_count[0] = archive.stats()["articles"]
-            finally:
-                lock.release()
-        return {"status": "ok", "articles": last_count[0]}
+        """Liveness and the number of articles."""
+        return {"status": "ok", "articles": archive.stats()["articles"]}
 
+    _answer_routes(api, archive)
+    _article_routes(api, archive)
+    app.include_router(api)
+    app.openapi = lambda: _openapi(app)
+    return _mount_ui(app, archive) if ui else app
+
+
+def _answer_routes(api: APIRouter, archive: Archive) -> None:
     @api.post("/ask", response_model=AnswerOut, tags=["answers"], responses={
         200: {"description": "the answer; with ?stream=true server-sent events: `delta` {text} for each piece, "
                              "then `answer` (the full answer), then `done`",
@@ -425,19 +420,16 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
         """A short answer whose every sentence cites the article it rests on."""
         kwargs = dict(k=body.k, since=body.since, until=body.until, source=body.source, as_of=body.as_of)
         if not stream:
-            with lock:
-                return archive.ask(body.question, **kwargs).to_dict()
+            return archive.ask(body.question, **kwargs).to_dict()
         pieces = archive.ask_stream(body.question, **kwargs)
-        with lock:  # a bad date fails here, before the 200 is sent
-            first = next(pieces)
+        first = next(pieces)  # a bad date fails here, before the 200 is sent
 
         def events() -> Iterator[str]:
             item = first
             try:
                 while not isinstance(item, Answer):
                     yield _sse("delta", {"text": item})
-                    with lock:
-                        item = next(pieces)
+                    item = next(pieces)
                 yield _sse("answer", item.to_dict())
             except StopIteration:
                 pass
@@ -452,18 +444,18 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     @api.post("/search", response_model=SearchOut, tags=["search"], responses=_errors(400, 422))
     def search_(body: SearchIn) -> dict:
         """Hybrid (BM25 + dense), BM25-only or dense-only search; one passage per article."""
-        with lock:
-            hits = archive.search(body.question, k=body.k, since=body.since, until=body.until,
-                                  source=body.source, mode=body.mode)
+        hits = archive.search(body.question, k=body.k, since=body.since, until=body.until,
+                              source=body.source, mode=body.mode)
         return {"hits": [h.to_dict() for h in hits]}
 
     @api.post("/brief", response_model=BriefingOut | MarkdownOut, tags=["answers"], responses=_errors(400, 422))
     def brief(body: BriefIn) -> dict:
         """Themes with cited summaries and a timeline, for a topic and/or a period."""
-        with lock:
-            b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)
+        b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)
         return {"markdown": b.to_markdown()} if body.format == "markdown" else b.to_dict()
 
+
+def _article_routes(api: APIRouter, archive: Archive) -> None:
     @api.post("/articles", response_model=IngestReportOut, tags=["articles"], openapi_extra=_UPLOAD_BODY,
               responses=_errors(400, 413, 415, 422))
     async def add_articles(request: Request) -> dict:
@@ -474,12 +466,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
             items = _records(await request.body())  # the Guard bounds the body's size
-
-            def work() -> dict:
-                with lock:
-                    return archive.ingest(items).to_dict()
-
-            return await run_in_threadpool(work)
+            return await run_in_threadpool(lambda: archive.ingest(items).to_dict())
         if ctype != "multipart/form-data":
             raise HTTPException(415, "send application/json {\"records\": [...]} or multipart/form-data "
                                      "with file field 'files'")
@@ -496,16 +483,14 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
                         paths = stage([(v.filename, v.file) for v in values], Path(tmp))
                     except UploadError as e:
                         raise HTTPException(e.status, e.detail) from None
-                    with lock:
-                        return archive.ingest(paths, staged_in=tmp).to_dict()
+                    return archive.ingest(paths, staged_in=tmp).to_dict()
 
             return await run_in_threadpool(work)
 
     @api.get("/articles/{article_id:path}", response_model=ArticleOut, tags=["articles"], responses=_errors(404))
     def get_article(article_id: str) -> dict:
         """One article: clean text, metadata, and the ids of its near-duplicate copies."""
-        with lock:
-            art = archive.article(article_id)
+        art = archive.article(article_id)
         if art is None:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return art
@@ -514,8 +499,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     def delete_article(article_id: str) -> dict:
         """Remove an article from the index (a near-duplicate copy takes over as the canonical one)."""
         try:
-            with lock:
-                deleted = archive.delete(article_id)
+            deleted = archive.delete(article_id)
         except KeyError:
             raise HTTPException(404, f"no article with id {article_id!r}") from None
         return {"deleted": deleted}
@@ -523,13 +507,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     @api.get("/stats", response_model=StatsOut, tags=["health"])
     def stats() -> dict:
         """Counts, date range, sources and index settings."""
-        with lock:
-            return archive.stats()
-
-    app.include_router(api)
-
-    app.openapi = lambda: _openapi(app)
-    return _mount_ui(app, archive) if ui else app
+        return archive.stats()
 
 
 def serve(archive: Archive, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,

@@ -1,6 +1,12 @@
 """The Archive: the one door to an index. It wires loaders, chunker, embedder,
-store, search structures and generators together, owns the locking, and holds
-no algorithm of its own."""
+store, search structures and generators together and holds no algorithm of its own.
+
+It owns the locking, so no caller can forget it: one object may serve many
+threads. Writers (ingest, delete) take the index's write lock, across threads
+and processes; readers take none: each thread reads SQLite through its own
+connection (WAL shows it the last commit) and searches an immutable view of
+the search structures, so a search never waits for an ingest.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +14,7 @@ import datetime as dt
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,16 +40,13 @@ SYNC_EVERY = 20_000
 
 
 class Archive:
-    def __init__(self, settings: Settings, store: SQLiteStore, embedder: Embedder, indexes: list,
-                 lock: threading.RLock | None = None):
+    def __init__(self, settings: Settings, store: SQLiteStore, embedder: Embedder, indexes: list):
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.indexes = indexes
         self._generator: Generator | None = None
         self._generator_lock = threading.Lock()
-        # Callers that must not interleave (the UI's and API's handlers) share this lock.
-        self.lock = lock or threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path | None = None, settings: Settings | None = None, **overrides) -> "Archive":
@@ -78,9 +82,12 @@ class Archive:
         store = SQLiteStore(root)
         # The manifest's own dimension spares loading a model just to open the index.
         dim = manifest["dim"] if manifest.get("embedder") == embedder.name else embedder.dim
-        store.check_manifest({"embedder": embedder.name, "dim": dim, "backend": backend,
-                              "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap})
-        archive = cls(settings, store, embedder, open_indexes(backend, root, ann=settings.ann))
+        manifest = store.check_manifest({
+            "embedder": embedder.name, "dim": dim, "backend": backend, "chunk_tokens": settings.chunk_tokens,
+            "chunk_overlap": settings.chunk_overlap, "collection": f"newsrag_{uuid.uuid4().hex[:12]}"})
+        indexes = open_indexes(backend, root, dim=dim, ann=settings.ann, milvus_uri=settings.milvus_uri,
+                               milvus_token=settings.milvus_token, collection=manifest.get("collection"))
+        archive = cls(settings, store, embedder, indexes)
         with store.writer(blocking=False) as mine:
             if mine:  # a crash left the search structures behind: finish their update now
                 catch_up(store, archive.indexes, persist=True)
@@ -96,10 +103,12 @@ class Archive:
         return self.store.root
 
     def using(self, **changes) -> "Archive":
-        """The same archive (store, indexes, lock) with other answer settings, e.g. ``generator``."""
-        return Archive(self.settings.replace(**changes), self.store, self.embedder, self.indexes, self.lock)
+        """The same archive (store, search structures) with other answer settings, e.g. ``generator``."""
+        return Archive(self.settings.replace(**changes), self.store, self.embedder, self.indexes)
 
     def close(self) -> None:
+        for index in self.indexes:
+            index.close()
         self.store.close()
 
     def __enter__(self) -> "Archive":

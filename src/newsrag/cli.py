@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .archive import Archive, IndexMismatch
+from .index.base import BackendError
 from .articles import list_files
 from .embedders import EmbedderError
 from .generators import GeneratorError
@@ -25,7 +26,10 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
     g.add_argument("--batch-size", type=int, help="embedding batch size (default 32)")
     g.add_argument("--device", help="torch device for sentence-transformers models (default: auto)")
-    g.add_argument("--backend", choices=("local",), help="search backend (default: the index's own, else local)")
+    g.add_argument("--backend", choices=("local", "milvus"),
+                   help="search backend (default: the index's own, else local FAISS + BM25)")
+    g.add_argument("--milvus-uri", help="milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530")
+    g.add_argument("--milvus-token", help="milvus: user:password or API key of a Milvus server")
     g.add_argument("--ann", choices=("auto", "flat", "hnsw"),
                    help="local dense index: exact while small then HNSW (auto, default), or always one")
 
@@ -42,8 +46,8 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
 
 
 _SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
-                  "generator",
-                  "model", "base_url", "api_key", "prompts", "max_new_tokens")
+                  "milvus_uri", "milvus_token", "generator", "model", "base_url", "api_key", "prompts",
+                  "max_new_tokens")
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Archive:
@@ -321,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         # Python would complain again when it flushes stdout at exit; point stdout at nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a program the signal stopped reports
-    except (IndexMismatch, EmbedderError, GeneratorError, ValueError, OSError) as e:
+    except (IndexMismatch, BackendError, EmbedderError, GeneratorError, ValueError, OSError) as e:
         print(f"newsrag: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,9 @@ class Settings:
     batch_size: int = 32
     device: str | None = None
     dedup_threshold: float = 0.8
-    backend: str | None = None  # None: the index's own, else "local" (FAISS + BM25 segments)
+    backend: str | None = None  # None: the index's own, else "local" (FAISS + BM25 segments); or "milvus"
+    milvus_uri: str | None = None  # milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530
+    milvus_token: str | None = None  # milvus: user:password or an API key for a server
     ann: str = "auto"  # local dense index: auto (exact while small, HNSW once large) | flat | hnsw
     generator: str = "extractive"  # extractive | transformers | openai
     model: str | None = None  # transformers: model id or path; openai: model name

@@ -153,50 +153,109 @@ def ingest_uploads(archive: Archive, blocks: gr.Blocks, files: list, progress) -
     with tempfile.TemporaryDirectory(prefix="newsrag-upload-") as tmp, contextlib.ExitStack() as opened:
         staged = stage([(p.name, opened.enter_context(open(p, "rb"))) for p in paths], Path(tmp))
         opened.close()  # copied: no need to hold them open through the ingest
-        with archive.lock:
-            return archive.ingest(staged, progress=progress, staged_in=tmp)
+        return archive.ingest(staged, progress=progress, staged_in=tmp)
 
 
-def build_ui(archive: Archive) -> gr.Blocks:
-    lock = archive.lock  # shared with the HTTP API mounted beside the UI
+class _Labels:
+    """Every component whose words follow the language switch, with the TEXT key it shows."""
 
+    def __init__(self):
+        self.items: list[tuple[object, str, str]] = []  # (component, key, how: label | value | heading)
+
+    def __call__(self, component, key: str, how: str = "label"):
+        self.items.append((component, key, how))
+        return component
+
+    def switch(self, choice: str) -> list:
+        t = TEXT["en" if choice == "English" else "zh"]
+        form = {"label": lambda k: gr.update(label=t[k]), "value": lambda k: gr.update(value=t[k]),
+                "h2": lambda k: f"## {t[k]}", "h3": lambda k: f"### {t[k]}"}
+        return [form[how](key) for _, key, how in self.items]
+
+
+def _ask_tab(archive: Archive, say: _Labels) -> None:
     def ask(question, since, until, source, recent):
         recent = list(recent or [])
         if not (question or "").strip():
             yield notice("请输入问题。", "Please type a question."), "", recent, gr.update()
             return
         try:
-            with lock:
-                stream = archive.ask_stream(question, since=since or None, until=until or None,
-                                            source=source or None)
-                written = ""
-                answer = None
-                for piece in stream:
-                    if isinstance(piece, str):
-                        written += piece
-                        yield f'<div class="nr-answer">{html.escape(written)}</div>', "", recent, gr.update()
-                    else:
-                        answer = piece
-                cards = cards_html(archive, answer)
+            written, answer = "", None
+            for piece in archive.ask_stream(question, since=since or None, until=until or None,
+                                            source=source or None):
+                if isinstance(piece, str):
+                    written += piece
+                    yield f'<div class="nr-answer">{html.escape(written)}</div>', "", recent, gr.update()
+                else:
+                    answer = piece
             if question not in recent:
                 recent = [question] + recent[:9]
-            yield answer_html(answer), cards, recent, gr.update(choices=recent)
+            yield answer_html(answer), cards_html(archive, answer), recent, gr.update(choices=recent)
         except Exception as e:  # shown in the page, not raised into Gradio's generic error
             yield error_box(e), "", recent, gr.update()
 
+    with say(gr.Tab(TEXT["zh"]["ask_tab"]), "ask_tab"):
+        recent_state = gr.State([])
+        with gr.Row():
+            question = say(gr.Textbox(label=TEXT["zh"]["question"], scale=4, elem_id="question",
+                                      placeholder="會議關於人才政策作了什麼決定？"), "question")
+            ask_btn = say(gr.Button(TEXT["zh"]["ask"], variant="primary", scale=1, elem_id="ask"), "ask", "value")
+        with gr.Row():
+            since = say(gr.Textbox(label=TEXT["zh"]["since"]), "since")
+            until = say(gr.Textbox(label=TEXT["zh"]["until"]), "until")
+            source = say(gr.Textbox(label=TEXT["zh"]["source"]), "source")
+            recent = say(gr.Dropdown([], label=TEXT["zh"]["recent"], allow_custom_value=True), "recent")
+        with gr.Row():
+            with gr.Column(scale=3):
+                say(gr.Markdown(f"### {TEXT['zh']['answer']}"), "answer", "h3")
+                answer = gr.HTML(elem_id="answer")
+            with gr.Column(scale=2):
+                say(gr.Markdown(f"### {TEXT['zh']['sources']}"), "sources", "h3")
+                cards = gr.HTML(elem_id="sources")
+    inputs, outputs = [question, since, until, source, recent_state], [answer, cards, recent_state, recent]
+    ask_btn.click(ask, inputs, outputs)
+    question.submit(ask, inputs, outputs)
+    recent.select(lambda q: q, recent, question)
+
+
+def _brief_tab(archive: Archive, say: _Labels) -> None:
     def make_brief(topic, since, until, generator, progress=gr.Progress()):
         try:
             other = archive.using(generator=generator) if generator != archive.settings.generator else archive
-            with lock:
-                brief = other.brief(topic or "", since=since or None, until=until or None,
-                                    progress=lambda done, total, note: progress((done, total), desc=note))
+            brief = other.brief(topic or "", since=since or None, until=until or None,
+                                progress=lambda done, total, note: progress((done, total), desc=note))
             md = brief.to_markdown()
             path = Path(tempfile.mkdtemp(prefix="newsrag-brief-")) / "briefing.md"
             path.write_text(md, encoding="utf-8")
-            chart = period_chart(brief)
-            return md, gr.update(value=str(path), visible=True), chart, ""
+            return md, gr.update(value=str(path), visible=True), period_chart(brief), ""
         except Exception as e:
             return "", gr.update(visible=False), None, error_box(e)
+
+    with say(gr.Tab(TEXT["zh"]["brief_tab"]), "brief_tab"):
+        with gr.Row():
+            topic = say(gr.Textbox(label=TEXT["zh"]["topic"]), "topic")
+            since = say(gr.Textbox(label=TEXT["zh"]["since"]), "since")
+            until = say(gr.Textbox(label=TEXT["zh"]["until"]), "until")
+            generator = say(gr.Radio(["extractive", "transformers", "openai"], value=archive.settings.generator,
+                                     label=TEXT["zh"]["generator"]), "generator")
+        brief_btn = say(gr.Button(TEXT["zh"]["make_brief"], variant="primary"), "make_brief", "value")
+        brief_error = gr.HTML()
+        chart = say(gr.BarPlot(x="date", y="articles", color="theme", label=TEXT["zh"]["chart"], height=260),
+                    "chart")
+        download = say(gr.File(label=TEXT["zh"]["download"], visible=False), "download")
+        brief_md = gr.Markdown()
+    brief_btn.click(make_brief, [topic, since, until, generator], [brief_md, download, chart, brief_error])
+
+
+def _archive_tab(archive: Archive, ui: gr.Blocks, say: _Labels) -> None:
+    def refresh(query):
+        rows = archive.list_articles(query or "")
+        stats = archive.stats()
+        table = pd.DataFrame(rows or [{"id": "", "title": "", "date": "", "source": "", "canonical_id": ""}])
+        lines = [f"| {k} | {v if k != 'sources' else ', '.join(f'{s} ({n})' for s, n in v.items())} |"
+                 for k, v in stats.items()]
+        chart = pd.DataFrame(archive.coverage() or [{"month": "", "source": "", "articles": 0}])
+        return table, "| | |\n|---|---|\n" + "\n".join(lines), chart
 
     def ingest(files, progress=gr.Progress()):
         if not files:
@@ -209,108 +268,53 @@ def build_ui(archive: Archive) -> gr.Blocks:
         except Exception as e:  # an UploadError too: its message is its one-line detail
             return None, error_box(e), *refresh("")
 
-    def refresh(query):
-        with lock:
-            rows = archive.list_articles(query or "")
-            stats = archive.stats()
-            cov = archive.coverage()
-        table = pd.DataFrame(rows or [{"id": "", "title": "", "date": "", "source": "", "canonical_id": ""}])
-        lines = [f"| {k} | {v if k != 'sources' else ', '.join(f'{s} ({n})' for s, n in v.items())} |"
-                 for k, v in stats.items()]
-        md = "| | |\n|---|---|\n" + "\n".join(lines)
-        chart = pd.DataFrame(cov or [{"month": "", "source": "", "articles": 0}])
-        return table, md, chart
-
     def delete(article_id, query):
         try:
-            with lock:
-                archive.delete(article_id.strip())
+            archive.delete(article_id.strip())
             return f"<p>已删除 deleted <code>{html.escape(article_id)}</code></p>", *refresh(query)
         except Exception as e:
             return error_box(e), *refresh(query)
 
+    with say(gr.Tab(TEXT["zh"]["archive_tab"]), "archive_tab"):
+        with gr.Row():
+            files = say(gr.File(label=TEXT["zh"]["upload"], file_count="multiple", elem_id="upload",
+                                file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".zip"]),
+                        "upload")
+            ingest_btn = say(gr.Button(TEXT["zh"]["ingest"], variant="primary", elem_id="ingest"), "ingest", "value")
+        ingest_msg = gr.HTML(elem_id="ingest-msg")
+        results = say(gr.Dataframe(pd.DataFrame(columns=["file", "status", "title", "reason"]),
+                                   label=TEXT["zh"]["results"], interactive=False, elem_id="ingest-results"),
+                      "results")
+        with gr.Row():
+            find = say(gr.Textbox(label=TEXT["zh"]["find"]), "find")
+            refresh_btn = say(gr.Button(TEXT["zh"]["refresh"]), "refresh", "value")
+            delete_id = say(gr.Textbox(label=TEXT["zh"]["delete_id"]), "delete_id")
+            delete_btn = say(gr.Button(TEXT["zh"]["delete"], variant="stop"), "delete", "value")
+        articles = say(gr.Dataframe(label=TEXT["zh"]["articles"], interactive=False), "articles")
+        with gr.Row():
+            stats = gr.Markdown()
+            coverage = say(gr.BarPlot(x="month", y="articles", color="source", label=TEXT["zh"]["coverage"],
+                                      height=260), "coverage")
+    shown = [articles, stats, coverage]
+    ingest_btn.click(ingest, files, [results, ingest_msg, *shown])
+    refresh_btn.click(refresh, find, shown)
+    find.submit(refresh, find, shown)
+    delete_btn.click(delete, [delete_id, find], [ingest_msg, *shown])
+    ui.load(refresh, find, shown)
+
+
+def build_ui(archive: Archive) -> gr.Blocks:
+    """Three tabs over ``archive`` (Ask, Briefing, Archive), in Chinese or English."""
+    say = _Labels()
     # Gradio keeps every upload in its cache; the archive has its own copy once ingested,
     # so Gradio's go after an hour (and all of them at a restart).
     with gr.Blocks(title="newsrag", delete_cache=(3600, 3600)) as ui:
-        lang = gr.Radio(["中文", "English"], value="中文", label=TEXT["zh"]["language"], elem_id="lang")
-        heading = gr.Markdown(f"## {TEXT['zh']['title']}")
-        recent_state = gr.State([])
+        lang = say(gr.Radio(["中文", "English"], value="中文", label=TEXT["zh"]["language"], elem_id="lang"),
+                   "language")
+        say(gr.Markdown(f"## {TEXT['zh']['title']}"), "title", "h2")
         with gr.Tabs():
-            with gr.Tab(TEXT["zh"]["ask_tab"]) as ask_tab:
-                with gr.Row():
-                    question = gr.Textbox(label=TEXT["zh"]["question"], scale=4, elem_id="question",
-                                          placeholder="會議關於人才政策作了什麼決定？")
-                    ask_btn = gr.Button(TEXT["zh"]["ask"], variant="primary", scale=1, elem_id="ask")
-                with gr.Row():
-                    since = gr.Textbox(label=TEXT["zh"]["since"])
-                    until = gr.Textbox(label=TEXT["zh"]["until"])
-                    source = gr.Textbox(label=TEXT["zh"]["source"])
-                    recent = gr.Dropdown([], label=TEXT["zh"]["recent"], allow_custom_value=True)
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        answer_label = gr.Markdown(f"### {TEXT['zh']['answer']}")
-                        answer = gr.HTML(elem_id="answer")
-                    with gr.Column(scale=2):
-                        sources_label = gr.Markdown(f"### {TEXT['zh']['sources']}")
-                        cards = gr.HTML(elem_id="sources")
-            with gr.Tab(TEXT["zh"]["brief_tab"]) as brief_tab:
-                with gr.Row():
-                    topic = gr.Textbox(label=TEXT["zh"]["topic"])
-                    b_since = gr.Textbox(label=TEXT["zh"]["since"])
-                    b_until = gr.Textbox(label=TEXT["zh"]["until"])
-                    generator = gr.Radio(["extractive", "transformers", "openai"],
-                                         value=archive.settings.generator, label=TEXT["zh"]["generator"])
-                brief_btn = gr.Button(TEXT["zh"]["make_brief"], variant="primary")
-                brief_error = gr.HTML()
-                brief_chart = gr.BarPlot(x="date", y="articles", color="theme", label=TEXT["zh"]["chart"],
-                                         height=260)
-                brief_file = gr.File(label=TEXT["zh"]["download"], visible=False)
-                brief_md = gr.Markdown()
-            with gr.Tab(TEXT["zh"]["archive_tab"]) as archive_tab:
-                with gr.Row():
-                    files = gr.File(label=TEXT["zh"]["upload"], file_count="multiple", elem_id="upload",
-                                    file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".zip"])
-                    ingest_btn = gr.Button(TEXT["zh"]["ingest"], variant="primary", elem_id="ingest")
-                ingest_msg = gr.HTML(elem_id="ingest-msg")
-                results = gr.Dataframe(pd.DataFrame(columns=["file", "status", "title", "reason"]),
-                                       label=TEXT["zh"]["results"], interactive=False, elem_id="ingest-results")
-                with gr.Row():
-                    find = gr.Textbox(label=TEXT["zh"]["find"])
-                    refresh_btn = gr.Button(TEXT["zh"]["refresh"])
-                    delete_id = gr.Textbox(label=TEXT["zh"]["delete_id"])
-                    delete_btn = gr.Button(TEXT["zh"]["delete"], variant="stop")
-                articles = gr.Dataframe(label=TEXT["zh"]["articles"], interactive=False)
-                with gr.Row():
-                    stats = gr.Markdown()
-                    coverage = gr.BarPlot(x="month", y="articles", color="source", label=TEXT["zh"]["coverage"],
-                                          height=260)
-
-        ask_btn.click(ask, [question, since, until, source, recent_state], [answer, cards, recent_state, recent])
-        question.submit(ask, [question, since, until, source, recent_state], [answer, cards, recent_state, recent])
-        recent.select(lambda q: q, recent, question)
-        brief_btn.click(make_brief, [topic, b_since, b_until, generator], [brief_md, brief_file, brief_chart, brief_error])
-        ingest_btn.click(ingest, files, [results, ingest_msg, articles, stats, coverage])
-        refresh_btn.click(refresh, find, [articles, stats, coverage])
-        find.submit(refresh, find, [articles, stats, coverage])
-        delete_btn.click(delete, [delete_id, find], [ingest_msg, articles, stats, coverage])
-        ui.load(refresh, find, [articles, stats, coverage])
-
-        labelled = {question: "question", since: "since", until: "until", source: "source", recent: "recent",
-                    topic: "topic", b_since: "since", b_until: "until", generator: "generator",
-                    brief_chart: "chart", brief_file: "download", files: "upload", results: "results",
-                    find: "find", delete_id: "delete_id", articles: "articles", coverage: "coverage",
-                    lang: "language"}
-        buttons = {ask_btn: "ask", brief_btn: "make_brief", ingest_btn: "ingest", refresh_btn: "refresh",
-                   delete_btn: "delete"}
-        tabs = {ask_tab: "ask_tab", brief_tab: "brief_tab", archive_tab: "archive_tab"}
-
-        def switch(choice):
-            t = TEXT["en" if choice == "English" else "zh"]
-            return ([gr.update(label=t[k]) for k in labelled.values()]
-                    + [gr.update(value=t[k]) for k in buttons.values()]
-                    + [gr.update(label=t[k]) for k in tabs.values()]
-                    + [f"## {t['title']}", f"### {t['answer']}", f"### {t['sources']}"])
-
-        lang.change(switch, lang, list(labelled) + list(buttons) + list(tabs)
-                    + [heading, answer_label, sources_label])
+            _ask_tab(archive, say)
+            _brief_tab(archive, say)
+            _archive_tab(archive, ui, say)
+        lang.change(say.switch, lang, [c for c, _, _ in say.items])
     return ui

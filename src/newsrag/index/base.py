@@ -15,6 +15,10 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 
 
+class BackendError(RuntimeError):
+    """A search backend failed (unreachable server, refused request): one line naming it and why."""
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which chunks a search may return: a portable filter every backend applies inside its search."""
@@ -84,6 +88,7 @@ class SearchIndex(Protocol):
     """One retriever's structure (dense or sparse). Chunk ids are never reused by the store."""
 
     kind: str  # "dense" | "sparse"
+    replays_in_memory: bool  # apply(persist=False) moves this process's view (else it does nothing)
 
     def apply(self, changes: Changes, persist: bool = True) -> None:
         """Upsert and delete, then record ``changes.generation`` as applied.
@@ -107,6 +112,9 @@ class SearchIndex(Protocol):
 
     def scores(self, query: Query, ids: Sequence[int]) -> np.ndarray:
         """This retriever's score for each of ``ids`` (0 for an id it does not hold)."""
+
+    def close(self) -> None:
+        """Release memory and connections; the index may be used again after."""
 
 
 class ArticleStore(Protocol):

@@ -193,6 +193,7 @@ class SegmentedIndex:
 
     FORMAT = 1
     kind = ""
+    replays_in_memory = True  # a reader behind the store catches up in this process's view
 
     def __init__(self, folder: str | Path, segment_cls: type[Segment], options: dict | None = None,
                  tag: str = ""):
@@ -255,6 +256,9 @@ class SegmentedIndex:
 
     def count(self) -> int:
         return self.view().count()
+
+    def close(self) -> None:
+        self._view = None  # segments are plain memory: dropping the view frees them
 
     # ------------------------------------------------------------ writing
     def apply(self, changes: Changes, persist: bool = True) -> None:

@@ -1,0 +1,207 @@
+"""Milvus behind the same seam: one collection per archive holds both retrievers.
+
+Each chunk is a row: its id, its vector (HNSW, inner product), its BM25 tokens
+as text with Milvus's built-in BM25 function filling a sparse field (k1 and b
+as the local index), its date and normalized source for filters. The tokens
+are the same jieba tokens the local index uses, joined by spaces, so the
+``standard`` analyzer (which Milvus Lite also has) only splits them apart
+again. The generation the collection has applied is a collection property, so
+a crash between the SQLite commit and the Milvus update is replayed like the
+local segments are.
+
+``uri`` is a Milvus Lite file (``./news.db``: embedded, one process at a time)
+or a server (``http://host:19530``, with ``token``).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..text import one_line
+from .base import BackendError, Changes, Filter, Query, Ranked, date_key
+
+GENERATION = "newsrag.generation"
+INSERT_BATCH = 1000
+HNSW = {"M": 32, "efConstruction": 80}
+EF_SEARCH = 128
+RESCORE_LIMIT = 2000
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "\\%").replace("_", "\\_")
+
+
+def expression(where: Filter | None) -> str:
+    """A Filter as a Milvus boolean expression ("" for none)."""
+    if where is None or where.empty:
+        return ""
+    parts = []
+    if where.since or where.until:
+        lo, hi = date_key(where.since) or 1, date_key(where.until) or 99991231
+        dated = f"(date >= {lo} and date <= {hi})"
+        parts.append(f"({dated} or date == 0)" if where.include_undated else dated)
+    if where.source:
+        parts.append(f'source like "%{_escape(where.source)}%"')
+    return " and ".join(parts)
+
+
+class MilvusCollection:
+    """The connection, the schema, and the generation the collection has applied."""
+
+    def __init__(self, uri: str, name: str, dim: int, token: str | None = None, k1: float = 0.9, b: float = 0.4):
+        self.uri, self.name, self.dim, self.token, self.k1, self.b = uri, name, dim, token, k1, b
+        self._client = None
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        """Whatever pymilvus or gRPC raise becomes one BackendError line."""
+        try:
+            yield
+        except BackendError:
+            raise
+        except Exception as e:  # MilvusException, grpc.RpcError, ConnectionError, ...
+            raise BackendError(f"milvus at {self.uri}: {one_line(getattr(e, 'message', None) or e)}") from e
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                from pymilvus import MilvusClient
+            except ImportError:
+                raise BackendError("the milvus backend needs pymilvus: pip install 'newsrag[milvus]'") from None
+            with self.calling():
+                client = MilvusClient(self.uri, token=self.token or "")
+                self._client = client
+                if not client.has_collection(self.name):
+                    self._create()
+                client.load_collection(self.name)  # a collection is released when its server restarts
+        return self._client
+
+    def _create(self) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        c = self._client
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("date", DataType.INT32)
+        schema.add_field("source", DataType.VARCHAR, max_length=1024)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                     output_field_names=["sparse"]))
+        params = c.prepare_index_params()
+        params.add_index("vector", index_type="HNSW", metric_type="IP", params=HNSW)
+        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                         params={"bm25_k1": self.k1, "bm25_b": self.b})
+        c.create_collection(self.name, schema=schema, index_params=params)
+        c.alter_collection_properties(self.name, properties={GENERATION: "0"})
+
+    def generation(self) -> int:
+        with self.calling():
+            props = self.client.describe_collection(self.name).get("properties") or {}
+        return int(props.get(GENERATION, 0))
+
+    def apply(self, changes: Changes) -> None:
+        with self.calling():
+            self._apply(changes)
+
+    def _apply(self, changes: Changes) -> None:
+        c = self.client
+        for batch in changes.upserts:
+            for i in range(0, len(batch), INSERT_BATCH):
+                c.upsert(self.name, [{"id": r.id, "vector": np.asarray(r.vector, np.float32).tolist(),
+                                      "text": " ".join(r.tokens)[:60000], "date": date_key(r.date),
+                                      "source": r.source_norm[:1000]} for r in batch[i:i + INSERT_BATCH]])
+        if len(changes.deletes):
+            c.delete(self.name, ids=[int(i) for i in changes.deletes])
+        c.alter_collection_properties(self.name, properties={GENERATION: str(changes.generation)})
+
+    def count(self) -> int:
+        with self.calling():
+            res = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def search(self, field: str, data, k: int, expr: str, params: dict) -> Ranked:
+        with self.calling():
+            res = self.client.search(self.name, data=[data], anns_field=field, limit=k, filter=expr,
+                                     search_params=params, output_fields=["id"])
+        hits = res[0] if res else []
+        ids = np.array([h["id"] for h in hits], dtype=np.int64)
+        # BM25 is never negative; Milvus Lite reports it negated (smaller is better there).
+        scores = np.array([abs(h["distance"]) if field == "sparse" else h["distance"] for h in hits],
+                          dtype=np.float32)
+        return Ranked(ids, scores)
+
+
+class _Facade:
+    """One retriever of the shared collection, as the SearchIndex protocol wants it."""
+
+    kind = ""
+    replays_in_memory = False  # a reader never writes to a shared server (it could undo a writer's delete)
+
+    def __init__(self, collection: MilvusCollection):
+        self.collection = collection
+
+    def apply(self, changes: Changes, persist: bool = True) -> None:
+        # A reader without the write lock must not write to a shared server; it searches what is there.
+        if persist:
+            self.collection.apply(changes)
+
+    def saved_generation(self) -> int:
+        return self.collection.generation()
+
+    generation = saved_generation
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def close(self) -> None:
+        self.collection.close()
+
+
+class MilvusDense(_Facade):
+    kind = "dense"
+
+    def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
+        return self.collection.search("vector", np.asarray(query.vector, np.float32).tolist(), k,
+                                      expression(where), {"metric_type": "IP", "params": {"ef": max(EF_SEARCH, k)}})
+
+    def scores(self, query: Query, ids: Sequence[int]) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        c = self.collection
+        with c.calling():
+            rows = {r["id"]: r["vector"] for r in c.client.get(c.name, ids=ids, output_fields=["vector"])}
+        q = np.asarray(query.vector, np.float32)
+        return np.array([float(np.dot(rows[i], q)) if i in rows else 0.0 for i in ids], dtype=np.float32)
+
+
+class MilvusSparse(_Facade):
+    kind = "sparse"
+
+    def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
+        if not query.tokens:
+            return Ranked.none()
+        return self.collection.search("sparse", " ".join(query.tokens), k, expression(where),
+                                      {"metric_type": "BM25"})
+
+    def scores(self, query: Query, ids: Sequence[int]) -> np.ndarray:
+        """BM25 of ``ids`` as the unfiltered search ranks them (0 below its top ``RESCORE_LIMIT``).
+
+        A search filtered to the ids would be exact on a server, but Milvus Lite computes BM25
+        statistics over what the filter leaves, so its scores would not compare.
+        """
+        ids = [int(i) for i in ids]
+        if not ids or not query.tokens:
+            return np.zeros(len(ids), np.float32)
+        got = self.collection.search("sparse", " ".join(query.tokens), RESCORE_LIMIT, "", {"metric_type": "BM25"})
+        found = dict(zip(got.ids.tolist(), got.scores.tolist()))
+        return np.array([found.get(i, 0.0) for i in ids], dtype=np.float32)

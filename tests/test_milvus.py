@@ -1,0 +1,42 @@
+"""The Milvus backend (Milvus Lite here) through the CLI: the same commands, another engine."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not (importlib.util.find_spec("pymilvus") and importlib.util.find_spec("milvus_lite")),
+    reason="needs newsrag[milvus]")]
+
+
+def cli(*argv) -> tuple[int, str, str]:
+    # A process per command, as a user runs them: Milvus Lite serves one process at a time.
+    p = subprocess.run([sys.executable, "-m", "newsrag.cli", *map(str, argv)], capture_output=True, text=True,
+                       timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_ingest_search_delete_search_through_the_cli(tmp_path, records_file, crawled_file):
+    idx = tmp_path / "idx"
+    code, _, err = cli("ingest", records_file, crawled_file, "--index", idx, "--backend", "milvus", "-q")
+    assert code == 0 and "5 added" in err
+    assert json.loads((idx / "manifest.json").read_text())["backend"] == "milvus"
+    assert (idx / "milvus.db").exists() and not (idx / "index").exists()
+
+    code, out, _ = cli("search", "松江博物馆夜场开放到几点", "--index", idx, "-k", "3", "--json")
+    hits = json.loads(out)
+    assert code == 0 and hits[0]["article_id"] == "t-004" and set(hits[0]["retrievers"]) == {"bm25", "dense"}
+    code, out, _ = cli("search", "松江", "--index", idx, "--since", "2024-04-01", "--source", "松江日報", "--json")
+    assert [h["article_id"] for h in json.loads(out)] == ["t-003"]  # source in either script, date inside
+
+    code, _, err = cli("delete", "t-004", "--index", idx)
+    assert code == 0 and "deleted t-004" in err
+    code, out, _ = cli("search", "松江博物馆夜场开放到几点", "--index", idx, "-k", "5", "--json")
+    assert "t-004" not in [h["article_id"] for h in json.loads(out)]
+    code, out, _ = cli("stats", "--index", idx, "--json")
+    assert json.loads(out)["articles"] == 4 and json.loads(out)["backend"] == "milvus"
+
+    code, _, err = cli("search", "松江", "--index", idx, "--backend", "local")
+    assert code != 0 and "built with backend 'milvus'" in err and "\n" not in err.strip()

@@ -2,6 +2,7 @@
 never "no evidence"; the window comes from the server where it says; truncation is shown."""
 import contextlib
 import json
+import sys
 
 import pytest
 import requests
@@ -10,7 +11,8 @@ from newsrag import Archive, prompts
 from newsrag.answering import NO_EVIDENCE, TRUNCATED_MARK
 from newsrag.api import create_app
 from newsrag.cli import main
-from newsrag.generators import FALLBACK_WINDOW, TEMPLATE_SLACK, GenerationError, OpenAIGenerator, collect
+from newsrag.generators import (FALLBACK_WINDOW, TEMPLATE_SLACK, GenerationError, GeneratorError, OpenAIGenerator,
+                                collect, make_generator)
 from newsrag.prompts import Passage
 from newsrag.ui import error_box
 
@@ -181,3 +183,18 @@ def test_context_tokens_is_a_setting_like_the_others(index, monkeypatch):
         monkeypatch.setenv("NEWSRAG_CONTEXT_TOKENS", "2500")
         with Archive.open(index, generator="openai", base_url=server.url) as a:
             assert a.generator.context_tokens == 2500
+
+
+def test_setting_up_a_local_gguf_says_what_is_missing(tmp_path, monkeypatch, index, capsys):
+    with pytest.raises(GeneratorError, match="llamacpp generator needs a model file"):
+        make_generator("llamacpp")
+    with pytest.raises(GeneratorError, match="is a GGUF file: run it with --generator llamacpp"):
+        make_generator("transformers", model="models/gemma-3-270m-q4_k_m.gguf")
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", index, "--generator", "llamacpp",
+                             "--model", tmp_path / "missing.gguf")
+    assert code == 3 and err.count("\n") == 1 and "missing.gguf': no such file" in err
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
+    with pytest.raises(GeneratorError, match=r"needs llama-cpp-python: pip install 'newsrag\[llamacpp\]'"):
+        make_generator("llamacpp", model=str(gguf)).count_tokens("你好")

@@ -20,11 +20,13 @@ read as "the archive has nothing", which is false.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import re
 import socket
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -511,22 +513,23 @@ class LlamaCppGenerator(ChatGenerator):
     def _load(self):
         if self._llm is not None:
             return self._llm
+        if not Path(self.path).is_file():
+            raise self.fail(f"cannot load generation model {self.path!r}: no such file")
         try:
             import llama_cpp
         except ImportError:
             raise GeneratorError("the llamacpp generator needs llama-cpp-python: "
                                  "pip install 'newsrag[llamacpp]'") from None
-        if not Path(self.path).is_file():
-            raise self.fail(f"cannot load generation model {self.path!r}: no such file")
         if self.chat_format:
             try:
                 llama_cpp.llama_chat_format.get_chat_completion_handler(self.chat_format)
-            except ValueError:
+            except Exception:  # LlamaChatCompletionHandlerNotFoundException derives from Exception only
                 raise GeneratorError(f"unknown chat format {self.chat_format!r} for llama-cpp-python "
                                      "(e.g. gemma, chatml, llama-3, qwen)") from None
         try:
-            llm = llama_cpp.Llama(self.path, n_ctx=self.window_setting or LOCAL_WINDOW,
-                                  chat_format=self.chat_format, verbose=False)
+            with _quiet_stderr():
+                llm = llama_cpp.Llama(self.path, n_ctx=self.window_setting or LOCAL_WINDOW,
+                                      chat_format=self.chat_format, verbose=False)
         except (ValueError, RuntimeError, OSError) as e:
             raise self.fail(f"cannot load generation model {self.path!r}: {e}") from None
         if not self.chat_format and not llm.metadata.get("tokenizer.chat_template"):
@@ -538,7 +541,8 @@ class LlamaCppGenerator(ChatGenerator):
 
     def model_window(self) -> int | None:
         llm = self._load()
-        return min(llm.n_ctx(), llm.n_ctx_train())
+        trained = llm.metadata.get(f"{llm.metadata.get('general.architecture')}.context_length")
+        return min(llm.n_ctx(), int(trained)) if trained else llm.n_ctx()
 
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -564,6 +568,21 @@ class LlamaCppGenerator(ChatGenerator):
         finally:
             self._lock.release()
         yield Finish(finish or "stop")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2: llama.cpp writes some notes there itself, past verbose=False,
+    and a CLI user should see one error line or the answer, not the library's notes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 KINDS = ("extractive", "transformers", "openai", "llamacpp")

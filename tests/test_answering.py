@@ -127,13 +127,14 @@ def test_the_continuation_is_found_in_the_next_chunk_of_the_article():
 def test_prompt_scaffolding_bylines_and_datelines_are_never_cited():
     from newsrag import prompts
 
-    text = "本報記者 梁振宇\n2024年3月12日 來源：臨江日報\n松江區今天開通地鐵三號線。全長二十公里。"
+    text = "本報記者 梁振宇\n2024年3月12日 來源：臨江日報\n松江區今天開通地鐵三號線。全長二十公里。今天是松江的地鐵日。"
     p = [Passage(1, "a1", "松江區地鐵三號線開通", "2024-03-12", "臨江日報", text)]
     question = "松江區地鐵三號線什麼時候開通？"
     scaffold = prompts.scaffold(prompts.load("answer"), p, question=question, today="2024-03-20")
     # what a small model copied from its prompt, around one real answer
     written = ("<资料 编号=1 日期=2024-03-12 臨江日報>\n标题：松江區地鐵三號線開通\n本報記者 梁振宇\n"
-               "2024年3月12日 來源：臨江日報\n松江區地鐵三號線什麼時候開通？\n松江區今天開通地鐵三號線。[1]")
+               "2024年3月12日 來源：臨江日報\n松江區地鐵三號線什麼時候開通？\n（今天是 2024-03-20。）"
+               "松江區今天開通地鐵三號線。[1]<资料 编号=2 日期=2024-03-1")
     ans = cite(question, written, p, scaffold=scaffold)
     assert "资料 编号" not in ans.text  # the block markup is dropped
     assert [(s.text, s.supported, s.flag) for s in ans.sentences] == [
@@ -141,6 +142,7 @@ def test_prompt_scaffolding_bylines_and_datelines_are_never_cited():
         ("本報記者 梁振宇", False, "byline or dateline"),
         ("2024年3月12日 來源：臨江日報", False, "byline or dateline"),
         ("松江區地鐵三號線什麼時候開通？", False, "copies the prompt"),
+        ("（今天是 2024-03-20。）", False, "copies the prompt"),  # its bigrams are all in the article
         ("松江區今天開通地鐵三號線。", True, ""),
     ]
     assert [c.quote for c in ans.citations] == ["松江區今天開通地鐵三號線。"]

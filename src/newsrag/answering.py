@@ -28,8 +28,9 @@ NO_EVIDENCE_TRAD = "資料庫中沒有找到相關資訊。"
 SUPPORT_MIN = 0.5  # share of an answer sentence's bigrams that must stand in its source sentence
 EVIDENCE_MIN = 0.5  # share of the question's words that must appear in one passage
 _MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*(?:\d+\s*[,，、]?\s*)+[\]］】]")
-# The prompt's block markup, copied by a model: dropped, it is no part of any sentence.
-_FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*[>＞]")
+# The prompt's block markup, copied by a model (whole, or cut off by max_new_tokens): dropped,
+# it is no part of any sentence.
+_FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*(?:[>＞]|$)")
 # Labels only the prompt writes (「标题：」, 「编号=1」).
 _PROMPT_LABEL = re.compile(r"^\W*(?:标题|標題|问题|問題|主题|主題|时间范围|時間範圍)\s*[:：]|(?:编号|編號|日期)\s*=")
 # A byline (「本報記者 梁振宇」, 「（記者 林雨桐）」) or a dateline (「新华社北京3月1日电」,
@@ -130,7 +131,7 @@ def is_furniture(sentence: str) -> bool:
     return bool(_FURNITURE.match(sentence.strip()))
 
 
-def _copy_of_prompt(sentence: str, norm: str, share: float, scaffold_grams: set[str]) -> str:
+def _copy_of_prompt(sentence: str, norm: str, share: float, verbatim: bool, scaffold_grams: set[str]) -> str:
     """Why a sentence is only a copy of the prompt or of page furniture ("" when it is not)."""
     if is_furniture(sentence):
         return "byline or dateline"
@@ -138,9 +139,10 @@ def _copy_of_prompt(sentence: str, norm: str, share: float, scaffold_grams: set[
         return "copies the prompt"
     grams = bigrams(norm)
     # A sentence that stands verbatim in an article is the article's word, even when the
-    # question says the same (a yes/no question restated as its answer).
+    # question says the same (a yes/no question restated as its answer). Short copies such as
+    # 「（今天是 2024-03-20。）」 match some article's bigrams too, so only verbatim counts here.
     inside = len(grams & scaffold_grams) / len(grams) if grams else 0.0
-    if share < 1.0 and inside >= SCAFFOLD_MIN and inside >= share:
+    if not verbatim and inside >= SCAFFOLD_MIN and inside >= share:
         return "copies the prompt"
     return ""
 
@@ -162,7 +164,7 @@ def cite(question: str, text: str, passages: list[Passage], generator: str = "",
         if not bigrams(norm):
             continue  # punctuation left over from dropped markup
         src, share = _best_source(norm, candidates)
-        flag = _copy_of_prompt(sent, norm, share, scaffold_grams)
+        flag = _copy_of_prompt(sent, norm, share, src is not None and norm in src.norm, scaffold_grams)
         if flag or src is None or share < SUPPORT_MIN:
             answer.sentences.append(AnswerSentence(sent, [], False, flag or "no source"))
             continue

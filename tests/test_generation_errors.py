@@ -198,3 +198,19 @@ def test_setting_up_a_local_gguf_says_what_is_missing(tmp_path, monkeypatch, ind
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
     with pytest.raises(GeneratorError, match=r"needs llama-cpp-python: pip install 'newsrag\[llamacpp\]'"):
         make_generator("llamacpp", model=str(gguf)).count_tokens("你好")
+
+
+def test_a_hung_server_costs_one_probe_timeout_not_one_per_passage():
+    import socket
+    import time
+
+    with socket.socket() as hung:  # accepts connections (the backlog) and never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        gen = OpenAIGenerator("m", url, timeout=1)
+        gen.PROBE_TIMEOUT = 0.5
+        t0 = time.monotonic()
+        with pytest.raises(GenerationError, match="no answer within 1 s") as err:
+            collect(gen.answer(QUESTION, PASSAGES * 5, today="2024-06-01"))
+        assert err.value.timeout and time.monotonic() - t0 < 5

@@ -28,6 +28,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -305,6 +306,7 @@ class OpenAIGenerator(ChatGenerator):
     """
 
     PROBE_TIMEOUT = 5.0
+    PROBE_BACKOFF = 30.0  # seconds without probes after the server could not be reached
     # Token-counting routes, relative to the server root: llama-cpp-python's, then llama.cpp's and vLLM's.
     TOKENIZE_ROUTES = ("/extras/tokenize/count", "/tokenize")
 
@@ -322,6 +324,7 @@ class OpenAIGenerator(ChatGenerator):
         self._window: int | None = None
         self._window_known = False
         self._tokenize_route: str | None = None  # "" once no route has answered
+        self._unreachable_until = 0.0
 
     @property
     def backend(self) -> str:
@@ -338,7 +341,12 @@ class OpenAIGenerator(ChatGenerator):
 
     def _probe(self, url: str, body: dict | None = None) -> dict | None:
         """A JSON answer from an optional route; None when the server has no such route.
-        Raises ConnectionError when the server cannot be reached at all."""
+
+        Raises ConnectionError when the server cannot be reached, and at once for a while
+        after that: a hung server would otherwise cost a probe timeout per passage packed.
+        """
+        if time.monotonic() < self._unreachable_until:
+            raise ConnectionError("unreachable a moment ago")
         try:
             with self._request(url, body, self.PROBE_TIMEOUT) as resp:
                 data = json.loads(resp.read(1_000_000))
@@ -346,6 +354,7 @@ class OpenAIGenerator(ChatGenerator):
         except urllib.error.HTTPError:
             return None
         except (urllib.error.URLError, OSError) as e:
+            self._unreachable_until = time.monotonic() + self.PROBE_BACKOFF
             raise ConnectionError(str(e)) from None
         except (ValueError, http.client.HTTPException):
             return None

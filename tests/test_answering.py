@@ -132,7 +132,8 @@ def test_prompt_scaffolding_bylines_and_datelines_are_never_cited():
     question = "松江區地鐵三號線什麼時候開通？"
     scaffold = prompts.scaffold(prompts.load("answer"), p, question=question, today="2024-03-20")
     # what a small model copied from its prompt, around one real answer
-    written = ("<资料 编号=1 日期=2024-03-12 臨江日報>\n标题：松江區地鐵三號線開通\n本報記者 梁振宇\n"
+    written = ("<资料 编号=1 日期=2024-03-12 臨江日報>\n<资料 编号=2 日期=2024-03-12 臨江日報 松江區地鐵\n"
+               "标题：松江區地鐵三號線開通\n本報記者 梁振宇\n"
                "2024年3月12日 來源：臨江日報\n松江區地鐵三號線什麼時候開通？\n（今天是 2024-03-20。）"
                "松江區今天開通地鐵三號線。[1]<资料 编号=2 日期=2024-03-1")
     ans = cite(question, written, p, scaffold=scaffold)

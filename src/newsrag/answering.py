@@ -28,9 +28,9 @@ NO_EVIDENCE_TRAD = "資料庫中沒有找到相關資訊。"
 SUPPORT_MIN = 0.5  # share of an answer sentence's bigrams that must stand in its source sentence
 EVIDENCE_MIN = 0.5  # share of the question's words that must appear in one passage
 _MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*(?:\d+\s*[,，、]?\s*)+[\]］】]")
-# The prompt's block markup, copied by a model (whole, or cut off by max_new_tokens): dropped,
-# it is no part of any sentence.
-_FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*(?:[>＞]|$)")
+# The prompt's block markup, copied by a model (whole, or unclosed to the line's end, as small
+# models write it and as max_new_tokens cuts it): dropped, it is no part of any sentence.
+_FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*(?:[>＞]|$)", re.M)
 # Labels only the prompt writes (「标题：」, 「编号=1」).
 _PROMPT_LABEL = re.compile(r"^\W*(?:标题|標題|问题|問題|主题|主題|时间范围|時間範圍)\s*[:：]|(?:编号|編號|日期)\s*=")
 # A byline (「本報記者 梁振宇」, 「（記者 林雨桐）」) or a dateline (「新华社北京3月1日电」,

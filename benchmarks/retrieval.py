@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
+import sqlite3
 import statistics
 import sys
 import time
@@ -45,6 +47,20 @@ def records(data: Path) -> list[dict]:
     return out
 
 
+def backend_copy(index: Path, backend: str) -> str:
+    """The local index's truth (SQLite, manifest) under another backend; its structures replay on open."""
+    dst = index.with_name(f"{index.name}-{backend}")
+    if not (dst / "manifest.json").exists():
+        dst.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(index / "archive.sqlite3") as src, sqlite3.connect(dst / "archive.sqlite3") as out:
+            src.backup(out)  # with whatever the WAL still holds
+        if (index / "benchmark-build.json").exists():
+            shutil.copy2(index / "benchmark-build.json", dst)
+        manifest = json.loads((index / "manifest.json").read_text())
+        (dst / "manifest.json").write_text(json.dumps(dict(manifest, backend=backend)))
+    return str(dst)
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -56,10 +72,15 @@ def main() -> int:
     ap.add_argument("--index", default=str(ROOT / "benchmarks" / "out" / "retrieval-index"))
     ap.add_argument("--questions", type=int, default=0, help="questions per set (default 0: all)")
     ap.add_argument("--embedder", default=None)
+    ap.add_argument("--backend", default="local", choices=("local", "milvus"),
+                    help="milvus: a copy of the local index whose search structures are replayed into Milvus Lite "
+                         "from its SQLite (nothing is embedded again)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     data = Path(args.data)
 
+    if args.backend != "local":
+        args.index = backend_copy(Path(args.index), args.backend)
     archive = Archive.open(args.index, embedder=args.embedder)
     fresh = archive.stats()["articles"] == 0
     recs = records(data)

@@ -122,3 +122,48 @@ def test_the_continuation_is_found_in_the_next_chunk_of_the_article():
                 Passage(3, "a", "北嶺", "2024-01-06", "甲報", second, start=len(first))]
     picked = [s.text for s in ExtractiveGenerator().select("北嶺方面難有合適的借口阻止這次行動的原因", passages, 250, 4)]
     assert picked[:2] == [first, second]
+
+
+def test_prompt_scaffolding_bylines_and_datelines_are_never_cited():
+    from newsrag import prompts
+
+    text = "本報記者 梁振宇\n2024年3月12日 來源：臨江日報\n松江區今天開通地鐵三號線。全長二十公里。今天是松江的地鐵日。"
+    p = [Passage(1, "a1", "松江區地鐵三號線開通", "2024-03-12", "臨江日報", text)]
+    question = "松江區地鐵三號線什麼時候開通？"
+    scaffold = prompts.scaffold(prompts.load("answer"), p, question=question, today="2024-03-20")
+    # what a small model copied from its prompt, around one real answer
+    written = ("<资料 编号=1 日期=2024-03-12 臨江日報>\n<资料 编号=2 日期=2024-03-12 臨江日報 松江區地鐵\n"
+               "标题：松江區地鐵三號線開通\n本報記者 梁振宇\n"
+               "2024年3月12日 來源：臨江日報\n松江區地鐵三號線什麼時候開通？\n（今天是 2024-03-20。）"
+               "松江區今天開通地鐵三號線。[1]<资料 编号=2 日期=2024-03-1")
+    ans = cite(question, written, p, scaffold=scaffold)
+    assert "资料 编号" not in ans.text  # the block markup is dropped
+    assert [(s.text, s.supported, s.flag) for s in ans.sentences] == [
+        ("标题：松江區地鐵三號線開通", False, "copies the prompt"),
+        ("本報記者 梁振宇", False, "byline or dateline"),
+        ("2024年3月12日 來源：臨江日報", False, "byline or dateline"),
+        ("松江區地鐵三號線什麼時候開通？", False, "copies the prompt"),
+        ("（今天是 2024-03-20。）", False, "copies the prompt"),  # its bigrams are all in the article
+        ("松江區今天開通地鐵三號線。", True, ""),
+    ]
+    assert [c.quote for c in ans.citations] == ["松江區今天開通地鐵三號線。"]
+    # an article sentence restating a yes/no question is still the article's word
+    yes = cite("松江區今天開通地鐵三號線嗎？", "松江區今天開通地鐵三號線。", p,
+               scaffold=prompts.scaffold(prompts.load("answer"), p, question="松江區今天開通地鐵三號線嗎？",
+                                         today="2024-03-20"))
+    assert yes.sentences[0].supported and yes.citations
+
+
+def test_no_evidence_comes_from_retrieval_and_never_calls_the_generator(sample_index):
+    class Spy:
+        name = "spy"
+        calls = 0
+
+        def answer(self, question, passages, *, today):
+            Spy.calls += 1
+            yield "不该被调用。"
+
+    with Archive.open(sample_index) as a:
+        a._generator = Spy()
+        ans = a.ask("火星基地什么时候建成？")
+    assert ans.no_evidence and Spy.calls == 0

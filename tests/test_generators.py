@@ -1,16 +1,17 @@
 """The model backends: a tiny random transformers model built here, and a real local HTTP server."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import re
 
 import pytest
 
 from newsrag import Archive
 from newsrag import prompts
-from newsrag.generators import GeneratorError, OpenAIGenerator, TransformersGenerator
+from newsrag.answering import TRUNCATED_MARK
+from newsrag.generators import (GenerationError, GeneratorError, OpenAIGenerator, TransformersGenerator,
+                                collect)
 from newsrag.prompts import Passage
 
 from conftest import CRAWLED, RECORDS
+from fakellm import FakeChatServer
 from test_answering import INJECTION
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -31,8 +32,15 @@ def train_tokenizer(texts):
                                    bos_token="<|im_start|>")
 
 
+def _wordy(tok, i: int) -> bool:
+    """A token that writes a whole letter, digit or character (not a special, blank, punctuation or byte piece)."""
+    text = tok.decode([i])
+    return i not in tok.all_special_ids and bool(re.search(r"\w", text)) and "\ufffd" not in text
+
+
 @pytest.fixture(scope="module")
 def tiny_chat_model(tmp_path_factory):
+    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     path = tmp_path_factory.mktemp("tiny-qwen")
@@ -43,7 +51,13 @@ def tiny_chat_model(tmp_path_factory):
     config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    Qwen2ForCausalLM(config).save_pretrained(path)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        # Zero logits for all but word tokens: the random model then always writes words
+        # and never ends by itself, so every answer is cut at max_new_tokens.
+        model.model.embed_tokens.weight[[i for i in range(len(tok)) if not _wordy(tok, i)]] = 0
+    model.save_pretrained(path)
     return path
 
 
@@ -77,9 +91,11 @@ def test_transformers_chat_model_streams_and_its_sentences_are_checked(tmp_path,
         assert answer.generator == f"transformers:{tiny_chat_model}"
         assert gen.context_tokens == 1024
         # a random model writes nonsense: every sentence it wrote is flagged, none is given a source
-        if not answer.no_evidence:
-            assert streamed.strip()
-            assert all(not s.supported for s in answer.sentences) and answer.citations == []
+        assert not answer.no_evidence and streamed.strip()
+        assert answer.sentences and all(not s.supported for s in answer.sentences) and answer.citations == []
+        # it never writes its end token: cut at max_new_tokens, and said so
+        assert answer.truncated and answer.text.endswith(TRUNCATED_MARK)
+        assert answer.to_dict()["truncated"] is True
 
 
 def test_transformers_packs_passages_into_the_window(tiny_chat_model):
@@ -99,8 +115,12 @@ def test_transformers_seq2seq_model(tiny_seq2seq_model, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     gen = TransformersGenerator(str(tiny_seq2seq_model), max_new_tokens=12)
     passages = [Passage(1, "t-001", RECORDS[0]["title"], RECORDS[0]["date"], "松江日报", RECORDS[0]["text"])]
-    text = "".join(gen.summarize("地铁", passages, period="2024", budget_chars=100))
-    assert isinstance(text, str) and gen.context_tokens == 1024
+    try:
+        text, _ = collect(gen.summarize("地铁", passages, period="2024", budget_chars=100))
+        assert text.strip()
+    except GenerationError as e:  # a random model may write only special tokens: an error, not ""
+        assert "returned no text" in str(e)
+    assert gen.context_tokens == 1024
     gen.context_tokens = 200  # smaller than the prompt itself: an error, not a hang
     with pytest.raises(GeneratorError, match="leaves no room for a passage"):
         list(gen.summarize("地铁", passages, period="2024", budget_chars=100))
@@ -111,44 +131,6 @@ def test_missing_transformers_model_is_a_clear_error(monkeypatch):
     gen = TransformersGenerator("no-such-org/no-such-model")
     with pytest.raises(GeneratorError, match="cannot load generation model 'no-such-org/no-such-model'"):
         list(gen.answer("问题", [], today="2024-01-01"))
-
-
-class FakeChatServer:
-    """A real HTTP server speaking the OpenAI streaming chat protocol; replies with ``reply``."""
-
-    def __init__(self, reply: str):
-        self.reply = reply
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                server.headers.append(dict(self.headers))
-                if self.path != "/v1/chat/completions":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for i in range(0, len(server.reply), 5):
-                    chunk = {"choices": [{"index": 0, "delta": {"content": server.reply[i:i + 5]}}]}
-                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_openai_endpoint_streams_and_answers_are_traced(tmp_path, records_file):

@@ -14,23 +14,14 @@ import pytest
 import requests
 from starlette.routing import Mount
 
-from newsrag import Archive
 from newsrag import articles, guard, uploads
 from newsrag.api import create_app
 from newsrag.auth import COOKIE, OPEN_PATHS
 
-from test_api import TIMEOUT, assert_error, running
+from test_api import TIMEOUT, archive, assert_error, running  # noqa: F401  (archive: a module fixture)
 
 TOKEN = "s3cr3t"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def archive(sample_index, tmp_path_factory):
-    dst = tmp_path_factory.mktemp("security") / "index"
-    shutil.copytree(sample_index, dst)
-    with Archive.open(dst) as a:
-        yield a
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,13 @@
 Citations never come from the model's own markers: each answer sentence is
 matched back to the passage sentence it rests on (verbatim for the extractive
 generator, by character-bigram overlap for a model), and a sentence that
-matches nothing is flagged as unsupported instead of being given a source.
+matches nothing is flagged as unsupported instead of being given a source. So
+is a sentence that only repeats the prompt (its instructions, the question, a
+block header or 「标题：」 line) or an article's byline or dateline: copying
+those is not evidence of anything.
+
+"No evidence" is decided from retrieval alone, before any model is called; a
+model that fails is an error (GenerationError), never an empty or "not found" answer.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from typing import Iterator
 
 from .dates import event_date
 from .extractive import Sentence, bigrams, split_passages
-from .generators import Generator
+from .generators import Finish, GenerationError, Generator
 from .prompts import Passage
 from .text import coverage, normalize, sentence_spans, to_simplified, tokens
 
@@ -22,6 +28,22 @@ NO_EVIDENCE_TRAD = "資料庫中沒有找到相關資訊。"
 SUPPORT_MIN = 0.5  # share of an answer sentence's bigrams that must stand in its source sentence
 EVIDENCE_MIN = 0.5  # share of the question's words that must appear in one passage
 _MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*(?:\d+\s*[,，、]?\s*)+[\]］】]")
+# The prompt's block markup, copied by a model (whole, or unclosed to the line's end, as small
+# models write it and as max_new_tokens cuts it): dropped, it is no part of any sentence.
+_FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*(?:[>＞]|$)", re.M)
+# Labels only the prompt writes (「标题：」, 「编号=1」).
+_PROMPT_LABEL = re.compile(r"^\W*(?:标题|標題|问题|問題|主题|主題|时间范围|時間範圍)\s*[:：]|(?:编号|編號|日期)\s*=")
+# A byline (「本報記者 梁振宇」, 「（記者 林雨桐）」) or a dateline (「新华社北京3月1日电」,
+# 「2024年3月12日 来源：臨江日報」) standing alone: page furniture, never an answer.
+_FURNITURE = re.compile(
+    r"^[（(【\[]?\s*(?:"
+    r"[\u4e00-\u9fff]{0,6}(?:记者|記者|通讯员|通訊員|编辑|編輯|责编|責編|撰稿|摄影|攝影|作者|来源|來源|稿源)"
+    r"\s*[:：]?\s*[\w·•、 ]{0,24}?(?:报道|報道)?"
+    r"|[\u4e00-\u9fff]{0,8}?\d{1,2}月\d{1,2}日\s*(?:电|電|讯|訊)"
+    r"|\d{4}\s*[年\-/.]\s*\d{1,2}\s*[月\-/.]\s*\d{1,2}\s*日?(?:\s*[\d:：]+)?(?:\s*(?:来源|來源)\s*[:：]?\s*\S{0,20}?)?"
+    r")\s*[）)】\]]?\s*[。.]?$")
+SCAFFOLD_MIN = 0.8  # share of a sentence's bigrams found in the prompt's scaffolding that marks it a copy
+TRUNCATED_MARK = "……〔回答达到长度上限，已截断 · cut off at max_new_tokens〕"
 
 
 @dataclass
@@ -45,6 +67,7 @@ class AnswerSentence:
     text: str
     citations: list[int]
     supported: bool
+    flag: str = ""  # why an unsupported sentence has no source: no match, prompt copy, byline/dateline
 
 
 @dataclass
@@ -56,6 +79,7 @@ class Answer:
     no_evidence: bool = False
     period: dict | None = None  # the date range the question named, if any
     generator: str = ""
+    truncated: bool = False  # the model stopped at max_new_tokens: the text ends with TRUNCATED_MARK
 
     @property
     def unsupported(self) -> list[str]:
@@ -102,17 +126,47 @@ def marked_text(sentences: list[AnswerSentence], number=lambda n: n) -> str:
                    for s in sentences)
 
 
-def cite(question: str, text: str, passages: list[Passage], generator: str = "", period: dict | None = None) -> Answer:
-    """Split generated text into sentences and trace each one to a passage sentence."""
-    candidates = split_passages(passages, min_chars=2)
+def is_furniture(sentence: str) -> bool:
+    """A byline or dateline standing alone."""
+    return bool(_FURNITURE.match(sentence.strip()))
+
+
+def _copy_of_prompt(sentence: str, norm: str, share: float, verbatim: bool, scaffold_grams: set[str]) -> str:
+    """Why a sentence is only a copy of the prompt or of page furniture ("" when it is not)."""
+    if is_furniture(sentence):
+        return "byline or dateline"
+    if _PROMPT_LABEL.search(sentence):
+        return "copies the prompt"
+    grams = bigrams(norm)
+    # A sentence that stands verbatim in an article is the article's word, even when the
+    # question says the same (a yes/no question restated as its answer). Short copies such as
+    # 「（今天是 2024-03-20。）」 match some article's bigrams too, so only verbatim counts here.
+    inside = len(grams & scaffold_grams) / len(grams) if grams else 0.0
+    if not verbatim and inside >= SCAFFOLD_MIN and inside >= share:
+        return "copies the prompt"
+    return ""
+
+
+def cite(question: str, text: str, passages: list[Passage], generator: str = "", period: dict | None = None,
+         scaffold: str = "") -> Answer:
+    """Split generated text into sentences and trace each one to a passage sentence.
+
+    ``scaffold``: the prompt without the articles' text (prompts.scaffold); the question by default.
+    """
+    candidates = [c for c in split_passages(passages, min_chars=2) if not is_furniture(c.text)]
+    scaffold_grams = bigrams(normalize(scaffold or question))
     answer = Answer(question, "", period=period, generator=generator)
     numbers: dict[tuple[str, int], int] = {}
-    clean = _MODEL_MARKERS.sub("", text).strip()
+    clean = _FENCE_TAG.sub("", _MODEL_MARKERS.sub("", text)).strip()
     for a, b in sentence_spans(clean):
         sent = clean[a:b]
-        src, share = _best_source(normalize(sent), candidates)
-        if src is None or share < SUPPORT_MIN:
-            answer.sentences.append(AnswerSentence(sent, [], False))
+        norm = normalize(sent)
+        if not bigrams(norm):
+            continue  # punctuation left over from dropped markup
+        src, share = _best_source(norm, candidates)
+        flag = _copy_of_prompt(sent, norm, share, src is not None and norm in src.norm, scaffold_grams)
+        if flag or src is None or share < SUPPORT_MIN:
+            answer.sentences.append(AnswerSentence(sent, [], False, flag or "no source"))
             continue
         p = passages[src.passage]
         key = (p.article_id, p.start + src.start)
@@ -126,6 +180,17 @@ def cite(question: str, text: str, passages: list[Passage], generator: str = "",
     return answer
 
 
+def scaffold_of(generator: Generator, kind: str, passages: list[Passage], **values: str) -> str:
+    """What ``generator`` wraps around the passages (nothing for the extractive one)."""
+    scaffold = getattr(generator, "scaffold", None)
+    return scaffold(kind, passages, **values) if scaffold else ""
+
+
+def _declines(raw: str) -> bool:
+    """The model's whole reply is the prompt's "not in the material" sentence."""
+    return NO_EVIDENCE[:8] in normalize(raw) and len(raw) <= len(NO_EVIDENCE) + 6
+
+
 def stream_answer(question: str, passages: list[Passage], generator: Generator, *, today: str,
                   period: dict | None = None) -> Iterator[str | Answer]:
     """Text pieces as the generator writes them, then the cited Answer."""
@@ -134,12 +199,24 @@ def stream_answer(question: str, passages: list[Passage], generator: Generator, 
         yield text
         yield Answer(question, text, no_evidence=True, period=period, generator=generator.name)
         return
-    pieces = []
+    pieces, finish = [], Finish("stop")
     for piece in generator.answer(question, passages, today=today):
+        if isinstance(piece, Finish):
+            finish = piece
+            continue
         pieces.append(piece)
         yield piece
     raw = "".join(pieces).strip()
-    if not raw or NO_EVIDENCE[:8] in normalize(raw):
-        yield Answer(question, raw or NO_EVIDENCE, no_evidence=True, period=period, generator=generator.name)
-        return
-    yield cite(question, raw, passages, generator.name, period)
+    if not raw:
+        raise GenerationError(generator.name, "the generator wrote nothing")
+    if _declines(raw):
+        # Retrieval found evidence and the model read it and found no answer: its reply,
+        # not "no evidence" (that is retrieval's finding alone).
+        answer = Answer(question, raw, period=period, generator=generator.name)
+    else:
+        answer = cite(question, raw, passages, generator.name, period,
+                      scaffold_of(generator, "answer", passages, question=question, today=today))
+    if finish.truncated:
+        answer.truncated = True
+        answer.text += TRUNCATED_MARK
+    yield answer

@@ -6,7 +6,9 @@ ingest writes, and writers take turns inside it.
 
 Bad input is always a 4xx with ``{"detail": "<one line>"}``: pydantic checks
 the request bodies, a ValueError from the archive (a bad date, say) becomes a
-400, an unknown article a 404.
+400, an unknown article a 404. A generation backend that fails (connection,
+HTTP error, empty or cut-off stream, context overflow) is a 502, a timeout a 504,
+with the one-line cause; once a stream has started, an ``error`` event instead.
 """
 import json
 import logging
@@ -32,6 +34,7 @@ from .archive import Archive
 from .index.base import BackendError
 from .articles import SUFFIXES, check_article_size, parse_date, parse_json
 from .auth import Policy, sign_in_routes
+from .generators import GenerationError, GeneratorError
 from .guard import LOOPBACK_NAMES, Guard
 from .text import one_line
 from .uploads import MAX_UPLOAD_BYTES, UploadError, stage
@@ -155,6 +158,7 @@ class AnswerOut(_Out):
     period: dict[str, Any] | None = None
     generator: str
     unsupported: list[str]
+    truncated: bool = False
 
 
 class HitOut(_Out):
@@ -189,6 +193,7 @@ class ThemeOut(_Out):
     first_date: str | None
     last_date: str | None
     timeline: list[TimelineEntryOut]
+    truncated: bool = False
 
 
 class BriefingOut(_Out):
@@ -270,7 +275,8 @@ class HealthOut(BaseModel):
 
 def _errors(*codes: int) -> dict:
     text = {400: "bad input", 401: "missing or wrong credentials", 404: "no such article",
-            413: "upload too large", 415: "unsupported content type", 422: "invalid request"}
+            413: "upload too large", 415: "unsupported content type", 422: "invalid request",
+            502: "the generation backend failed", 504: "the generation backend timed out"}
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
 
@@ -363,6 +369,17 @@ def _mount_ui(app: FastAPI, archive: Archive) -> FastAPI:
     return gr.mount_gradio_app(app, build_ui(archive), path="/", css=CSS, max_file_size=MAX_UPLOAD_BYTES)
 
 
+def generator_status(exc: GeneratorError) -> int:
+    """502 for a backend that failed, 504 for one that timed out, 500 for a misconfigured one."""
+    if isinstance(exc, GenerationError):
+        return 504 if exc.timeout else 502
+    return 500
+
+
+async def _on_generator_error(request: Request, exc: GeneratorError) -> JSONResponse:
+    return JSONResponse({"detail": one_line(exc)}, status_code=generator_status(exc))
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -385,6 +402,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValueError, _on_value_error)
     app.add_exception_handler(BackendError, _on_backend_error)
+    app.add_exception_handler(GeneratorError, _on_generator_error)
 
     policy = Policy(token, auth)
     # Gradio adds permissive CORS headers unless the app has its own CORSMiddleware: this one
@@ -413,9 +431,9 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
 def _answer_routes(api: APIRouter, archive: Archive) -> None:
     @api.post("/ask", response_model=AnswerOut, tags=["answers"], responses={
         200: {"description": "the answer; with ?stream=true server-sent events: `delta` {text} for each piece, "
-                             "then `answer` (the full answer), then `done`",
+                             "then `answer` (the full answer) or `error` {detail, status}, then `done`",
               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **_errors(400, 422)})
+        **_errors(400, 422, 502, 504)})
     def ask(body: AskIn, stream: bool = Query(False, description="stream the answer as server-sent events")):
         """A short answer whose every sentence cites the article it rests on."""
         kwargs = dict(k=body.k, since=body.since, until=body.until, source=body.source, as_of=body.as_of)
@@ -433,6 +451,8 @@ def _answer_routes(api: APIRouter, archive: Archive) -> None:
                 yield _sse("answer", item.to_dict())
             except StopIteration:
                 pass
+            except GeneratorError as e:  # the 200 is gone: the same message and status, as an event
+                yield _sse("error", {"detail": one_line(e), "status": generator_status(e)})
             except Exception as e:  # the 200 is gone: say so in the stream
                 log.exception("streamed answer failed")
                 yield _sse("error", {"detail": one_line(e) or type(e).__name__})
@@ -448,7 +468,8 @@ def _answer_routes(api: APIRouter, archive: Archive) -> None:
                               source=body.source, mode=body.mode)
         return {"hits": [h.to_dict() for h in hits]}
 
-    @api.post("/brief", response_model=BriefingOut | MarkdownOut, tags=["answers"], responses=_errors(400, 422))
+    @api.post("/brief", response_model=BriefingOut | MarkdownOut, tags=["answers"],
+              responses=_errors(400, 422, 502, 504))
     def brief(body: BriefIn) -> dict:
         """Themes with cited summaries and a timeline, for a topic and/or a period."""
         b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)

@@ -187,8 +187,8 @@ class Archive:
         s = self.settings
         return make_generator(
             s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
-            max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, device=s.device,
-            embedder=self.embedder)
+            max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, chat_format=s.chat_format,
+            device=s.device, embedder=self.embedder)
 
     def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
                    source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from .answering import Citation, cite, marked_text
+from .answering import TRUNCATED_MARK, Citation, cite, marked_text, scaffold_of
 from .dates import event_date
-from .generators import Generator
+from .generators import Generator, collect
 from .prompts import Passage
 from .text import normalize, sentence_spans
 
@@ -41,6 +41,7 @@ class Theme:
     first_date: str | None
     last_date: str | None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    truncated: bool = False  # the model stopped at max_new_tokens: the summary ends with TRUNCATED_MARK
 
 
 @dataclass
@@ -152,13 +153,15 @@ def build(articles: list[dict], vectors: np.ndarray, generator: Generator, *, to
         head = next((i for i in central if title_counts[articles[i]["title"]] == 1), central[0])
         passages = [Passage(n + 1, articles[i]["id"], articles[i]["title"], articles[i]["date"],
                             articles[i]["source"], lead(articles[i]["text"])) for n, i in enumerate(members)]
-        text = "".join(generator.summarize(topic or articles[head]["title"], passages,
-                                           period=f"{since or '…'} — {until or '…'}", budget_chars=summary_chars))
-        cited = cite(topic, text, passages, generator.name)
+        values = dict(topic=topic or articles[head]["title"], period=f"{since or '…'} — {until or '…'}")
+        text, truncated = collect(generator.summarize(values["topic"], passages, period=values["period"],
+                                                      budget_chars=summary_chars))
+        cited = cite(topic, text, passages, generator.name,
+                     scaffold=scaffold_of(generator, "briefing", passages, **values))
         renumber = {c.n: cites.add(c) for c in cited.citations}
-        summary = marked_text(cited.sentences, renumber.get)
+        summary = marked_text(cited.sentences, renumber.get) + (TRUNCATED_MARK if truncated else "")
         theme = Theme(articles[head]["title"], summary, [articles[i]["id"] for i in members],
-                      articles[members[0]]["date"], articles[members[-1]]["date"])
+                      articles[members[0]]["date"], articles[members[-1]]["date"], truncated=truncated)
         prominent = set(central[:TIMELINE_PER_THEME])
         for i in members:
             a = articles[i]

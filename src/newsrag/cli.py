@@ -11,7 +11,7 @@ from .archive import Archive, IndexMismatch
 from .index.base import BackendError
 from .articles import list_files
 from .embedders import EmbedderError
-from .generators import GeneratorError
+from .generators import KINDS, GenerationError, GeneratorError
 from .settings import Settings
 from .text import one_line
 
@@ -36,18 +36,23 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 def _generator_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generator (also NEWSRAG_* environment variables)")
-    g.add_argument("--generator", choices=("extractive", "transformers", "openai"),
-                   help="extractive (default, offline), a transformers model, or an OpenAI-compatible server")
-    g.add_argument("--model", help="transformers: model id or path; openai: the served model's name")
+    g.add_argument("--generator", choices=KINDS,
+                   help="extractive (default, offline), a transformers model, an OpenAI-compatible server, "
+                        "or a local GGUF file (llamacpp)")
+    g.add_argument("--model", help="transformers: model id or path; openai: the served model's name; "
+                                   "llamacpp: a .gguf file")
     g.add_argument("--base-url", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key", help="openai: bearer token (default OPENAI_API_KEY)")
     g.add_argument("--prompts", help="a folder of prompt templates replacing prompts/")
     g.add_argument("--max-new-tokens", type=int, help="most tokens a model may write (default 512)")
+    g.add_argument("--context-tokens", type=int,
+                   help="the model's window in tokens (default: what the model or server reports, else 4096)")
+    g.add_argument("--chat-format", help="llamacpp: chat format when the GGUF has no template (e.g. gemma, chatml)")
 
 
 _SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
                   "milvus_uri", "milvus_token", "generator", "model", "base_url", "api_key", "prompts",
-                  "max_new_tokens")
+                  "max_new_tokens", "context_tokens", "chat_format")
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Archive:
@@ -325,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         # Python would complain again when it flushes stdout at exit; point stdout at nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a program the signal stopped reports
+    except GenerationError as e:  # the model failed: no answer at all, rather than a wrong one
+        print(f"\nnewsrag: error: {one_line(e)}" if sys.stdout.isatty() else f"newsrag: error: {one_line(e)}",
+              file=sys.stderr)
+        return 3
     except (IndexMismatch, BackendError, EmbedderError, GeneratorError, ValueError, OSError) as e:
         print(f"newsrag: error: {one_line(e)}", file=sys.stderr)
         return 2

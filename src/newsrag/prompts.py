@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "prompts"
@@ -59,3 +59,10 @@ def render(template: dict[str, str], passages: list[Passage], **values: str) -> 
         messages.append({"role": "system", "content": fill(template["system"])})
     messages.append({"role": "user", "content": fill(template["user"])})
     return messages
+
+
+def scaffold(template: dict[str, str], passages: list[Passage], **values: str) -> str:
+    """The rendered prompt without the articles' own text: the instructions, the question and
+    each block's header and 「标题：」 line, which a model may copy but no article says."""
+    bare = [replace(p, text="") for p in passages]
+    return "\n".join(m["content"] for m in render(template, bare, **values))

@@ -23,13 +23,14 @@ class Settings:
     milvus_uri: str | None = None  # milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530
     milvus_token: str | None = None  # milvus: user:password or an API key for a server
     ann: str = "auto"  # local dense index: auto (exact while small, HNSW once large) | flat | hnsw
-    generator: str = "extractive"  # extractive | transformers | openai
-    model: str | None = None  # transformers: model id or path; openai: model name
+    generator: str = "extractive"  # extractive | transformers | openai | llamacpp
+    model: str | None = None  # transformers: model id or path; openai: model name; llamacpp: a .gguf file
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
     api_key: str | None = None  # openai: sent as a bearer token (also OPENAI_API_KEY)
     prompts: str | None = None  # a folder of templates replacing prompts/
     max_new_tokens: int = 512
-    context_tokens: int = 8192  # openai: the served model's window
+    context_tokens: int | None = None  # caps the model's own window; None: the model's, else 4096
+    chat_format: str | None = None  # llamacpp: a llama-cpp-python chat format when the GGUF has no template
 
     @classmethod
     def load(cls, **overrides) -> "Settings":

@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .answering import TRUNCATED_MARK  # noqa: E402
 from .archive import Archive, IngestReport  # noqa: E402
 from .uploads import UploadError, stage  # noqa: E402
 
@@ -49,6 +50,7 @@ _KNOWN = [
     ("invalid date", "日期格式不对，请用 YYYY-MM-DD。", "The date is not valid; use YYYY-MM-DD."),
     ("cannot load generation model", "找不到生成模型，请检查模型名称或路径。", "The generation model could not be loaded."),
     ("cannot reach", "连接不上生成服务。", "The generation server cannot be reached."),
+    ("generation failed", "生成模型出错，没有得到回答。", "The generation backend failed; there is no answer."),
     ("needs a model", "这个生成方式需要先设定模型（--model）。", "This generator needs a model (--model)."),
     ("needs a base URL", "这个生成方式需要先设定服务地址（--base-url）。", "This generator needs a server URL (--base-url)."),
     ("no article with id", "没有这个 ID 的文章。", "There is no article with that id."),
@@ -89,6 +91,8 @@ def answer_html(answer) -> str:
         text = html.escape(s.text)
         parts.append(f"{text}{marks}" if s.supported else f'<span title="unsupported">{text}[?]</span>')
     body = "".join(parts) or html.escape(answer.text)
+    if answer.truncated:
+        body += f'<span class="nr-meta">{html.escape(TRUNCATED_MARK)}</span>'
     period = ""
     if answer.period:
         p = answer.period
@@ -236,7 +240,7 @@ def _brief_tab(archive: Archive, say: _Labels) -> None:
             topic = say(gr.Textbox(label=TEXT["zh"]["topic"]), "topic")
             since = say(gr.Textbox(label=TEXT["zh"]["since"]), "since")
             until = say(gr.Textbox(label=TEXT["zh"]["until"]), "until")
-            generator = say(gr.Radio(["extractive", "transformers", "openai"], value=archive.settings.generator,
+            generator = say(gr.Radio(["extractive", "transformers", "openai", "llamacpp"], value=archive.settings.generator,
                                      label=TEXT["zh"]["generator"]), "generator")
         brief_btn = say(gr.Button(TEXT["zh"]["make_brief"], variant="primary"), "make_brief", "value")
         brief_error = gr.HTML()

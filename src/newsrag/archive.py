@@ -88,9 +88,12 @@ class Archive:
         indexes = open_indexes(backend, root, dim=dim, ann=settings.ann, milvus_uri=settings.milvus_uri,
                                milvus_token=settings.milvus_token, collection=manifest.get("collection"))
         archive = cls(settings, store, embedder, indexes)
-        with store.writer(blocking=False) as mine:
-            if mine:  # a crash left the search structures behind: finish their update now
-                catch_up(store, archive.indexes, persist=True)
+        try:
+            with store.writer(blocking=False) as mine:
+                if mine:  # a crash left the search structures behind: finish their update now
+                    catch_up(store, archive.indexes, persist=True)
+        except OSError:  # a read-only copy: its searches replay what is missing in memory
+            pass
         return archive
 
     @staticmethod

@@ -68,7 +68,8 @@ class Archive:
                 raise IndexMismatch(f"index {settings.index} was built with embedder {manifest['embedder']!r}, "
                                     f"not {name!r}; open it with --embedder {manifest['embedder']} "
                                     "or use another --index")
-            embedder = make_embedder(name, device=settings.device, batch_size=settings.batch_size)
+            embedder = make_embedder(name, device=settings.device, batch_size=settings.batch_size,
+                                     base_url=settings.embed_base_url, api_key=settings.embed_api_key)
         backend = settings.backend or manifest.get("backend") or "local"
         settings = settings.replace(
             embedder=embedder.name, backend=backend,

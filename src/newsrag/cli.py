@@ -94,7 +94,8 @@ def cmd_ingest(args) -> int:
         print("newsrag: error: nothing to ingest", file=sys.stderr)
         return 1
     with _open(args, create=True) as archive:
-        report = archive.ingest(files, progress=sys.stderr.isatty() and not args.quiet)
+        report = archive.ingest(files, progress=sys.stderr.isatty() and not args.quiet, ray=args.ray,
+                                ray_workers=args.ray_workers)
     for line in report.errors:
         print(f"newsrag: error: {line}", file=sys.stderr)
     print(f"newsrag: {archive.root}: {report.summary()}", file=sys.stderr)
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help=".txt .md .html .jsonl .json .csv files or folders")
     p.add_argument("--json", action="store_true", help="print the per-item report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed on a Ray cluster (newsrag[ray]): --ray=ADDRESS, or --ray after the paths for a local one")
+    p.add_argument("--ray-workers", type=int, default=2, help="--ray: embedding actors, one CPU each (default 2)")
     _settings_args(p)
     p.set_defaults(func=cmd_ingest)
 

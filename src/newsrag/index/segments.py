@@ -188,6 +188,22 @@ def _tier(rows: int) -> int:
     return int(math.log10(max(rows, 1)))
 
 
+def _fitting(tier: list[str], rows: dict[str, int]) -> list[str] | None:
+    """The segments of a full tier to merge: the smallest, as many as stay within MAX_SEGMENT_ROWS.
+
+    Ten segments of 20,001 rows must still merge (nine of them), or a tier would grow
+    without bound.
+    """
+    if len(tier) < MERGE_FACTOR:
+        return None
+    chosen, total = [], 0
+    for n in sorted(tier, key=lambda n: rows[n])[:MERGE_FACTOR]:
+        if total + rows[n] <= MAX_SEGMENT_ROWS:
+            chosen.append(n)
+            total += rows[n]
+    return chosen if len(chosen) >= 2 else None
+
+
 class SegmentedIndex:
     """A folder of segments of one kind, with the store generation it has applied."""
 
@@ -324,8 +340,8 @@ class SegmentedIndex:
             tiers: dict[int, list[str]] = {}
             for n in names:
                 tiers.setdefault(_tier(rows[n]), []).append(n)
-            group = next((g for _, g in sorted(tiers.items()) if len(g) >= MERGE_FACTOR
-                          and sum(rows[n] for n in g) <= MAX_SEGMENT_ROWS), None)
+            group = next((g for g in map(lambda t: _fitting(tiers[t], rows), sorted(tiers))
+                          if g is not None), None)
             if group is None:
                 return names, deleted
             parts = [self._loaded(n, segs) for n in group]

@@ -188,3 +188,18 @@ def test_a_full_tier_merges_even_when_all_of_it_would_exceed_the_cap(tmp_path, m
         sizes = sorted(len(s) for s in index.view().segments)
         assert max(sizes) == 99 and len(sizes) == 4  # nine of the eleven-row segments became one
         assert index.count() == len(recs)
+
+
+def test_ids_lists_each_live_chunk_and_reset_forgets_everything(backend):
+    idx = backend()
+    recs = [record(i) for i in range(1, 51)]
+    apply_all(idx, [(recs, [], 1), ([], [7, 8], 2)])
+    for index in idx.values():
+        assert sorted(index.ids().tolist()) == [i for i in range(1, 51) if i not in (7, 8)]
+    for index in idx.values():  # Milvus shares one collection: each reset empties both, each replay fills both
+        index.reset()
+        assert index.saved_generation() == 0 and len(index.ids()) == 0
+        index.apply(Changes(3, iter([recs[:5]]), np.zeros(0, np.int64)))
+        assert sorted(index.ids().tolist()) == [1, 2, 3, 4, 5] and index.saved_generation() == 3
+    idx = backend()  # reopened: the reset state was saved
+    assert all(sorted(i.ids().tolist()) == [1, 2, 3, 4, 5] for i in idx.values())

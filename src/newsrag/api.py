@@ -9,6 +9,8 @@ the request bodies, a ValueError from the archive (a bad date, say) becomes a
 400, an unknown article a 404. A generation backend that fails (connection,
 HTTP error, empty or cut-off stream, context overflow) is a 502, a timeout a 504,
 with the one-line cause; once a stream has started, an ``error`` event instead.
+The index's own disk refusing is a 507 (full) or a 503 (read-only, or the
+folder gone), again one line, and the server stays up.
 """
 import json
 import logging
@@ -32,6 +34,7 @@ from . import __version__
 from .answering import Answer
 from .archive import Archive
 from .index.base import BackendError
+from .index.storage import FULL, StorageError
 from .articles import SUFFIXES, check_article_size, parse_date, parse_json
 from .auth import Policy, sign_in_routes
 from .generators import GenerationError, GeneratorError
@@ -276,7 +279,8 @@ class HealthOut(BaseModel):
 def _errors(*codes: int) -> dict:
     text = {400: "bad input", 401: "missing or wrong credentials", 404: "no such article",
             413: "upload too large", 415: "unsupported content type", 422: "invalid request",
-            502: "the generation backend failed", 504: "the generation backend timed out"}
+            502: "the generation backend failed", 503: "the index is read-only or gone",
+            504: "the generation backend timed out", 507: "no space left for the index"}
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
 
@@ -314,6 +318,12 @@ async def _on_value_error(request: Request, exc: ValueError) -> JSONResponse:
 
 async def _on_backend_error(request: Request, exc: BackendError) -> JSONResponse:
     return JSONResponse({"detail": one_line(exc)}, status_code=503)  # the search engine, not the request
+
+
+async def _on_storage_error(request: Request, exc: StorageError) -> JSONResponse:
+    # Expected in operation (a full disk, a read-only mount): a log line, not a traceback.
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": one_line(exc)}, status_code=507 if exc.kind == FULL else 503)
 
 
 # ---------------------------------------------------------------- request bodies and the UI
@@ -402,6 +412,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValueError, _on_value_error)
     app.add_exception_handler(BackendError, _on_backend_error)
+    app.add_exception_handler(StorageError, _on_storage_error)
     app.add_exception_handler(GeneratorError, _on_generator_error)
 
     policy = Policy(token, auth)
@@ -414,7 +425,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     dependencies = ([Security(HTTPBearer(auto_error=False, description="the server's --token"))] if token else []) + (
         [Security(HTTPBasic(auto_error=False, description="the server's --auth user:password"))] if auth else [])
     api = APIRouter(prefix="/api", dependencies=dependencies,
-                    responses=_errors(401) if policy.required else {})
+                    responses={**(_errors(401) if policy.required else {}), **_errors(503)})
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"])
     def healthz() -> dict:
@@ -478,7 +489,7 @@ def _answer_routes(api: APIRouter, archive: Archive) -> None:
 
 def _article_routes(api: APIRouter, archive: Archive) -> None:
     @api.post("/articles", response_model=IngestReportOut, tags=["articles"], openapi_extra=_UPLOAD_BODY,
-              responses=_errors(400, 413, 415, 422))
+              responses=_errors(400, 413, 415, 422, 507))
     async def add_articles(request: Request) -> dict:
         """Add articles: JSON ``{"records": [...]}`` or multipart file uploads (field ``files``).
 
@@ -516,7 +527,8 @@ def _article_routes(api: APIRouter, archive: Archive) -> None:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return art
 
-    @api.delete("/articles/{article_id:path}", response_model=DeletedOut, tags=["articles"], responses=_errors(404))
+    @api.delete("/articles/{article_id:path}", response_model=DeletedOut, tags=["articles"],
+                responses=_errors(404, 507))
     def delete_article(article_id: str) -> dict:
         """Remove an article from the index (a near-duplicate copy takes over as the canonical one)."""
         try:

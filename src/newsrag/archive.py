@@ -6,18 +6,29 @@ threads. Writers (ingest, delete) take the index's write lock, across threads
 and processes; readers take none: each thread reads SQLite through its own
 connection (WAL shows it the last commit) and searches an immutable view of
 the search structures, so a search never waits for an ingest.
+
+A read-only index (the ``read_only`` setting, or a folder this process may not
+write to) is opened without the lock file and without writing anything: it
+answers searches and questions, and an ingest or delete is one line saying it
+is read-only. A full disk, a read-only or a vanished folder reach the caller
+as one ``StorageError`` line (index/storage.py), never as SQLite's words.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import inspect
 import json
+import os
+import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import consistency
 from .answering import EVIDENCE_MIN, Answer
 from .articles import parse_date
 from .briefing import Briefing, n_themes
@@ -26,17 +37,42 @@ from .dates import question_period
 from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
 from .generators import Generator, make_generator
 from .index.factory import catch_up, open_indexes
+from .index import storage
+from .index.base import BackendError
 from .index.sqlite_store import IndexMismatch, SQLiteStore, read_manifest
+from .index.storage import StorageError, storage_errors
 from .ingest import Bar, IngestReport, ItemResult, Pipeline, Progress, articles
 from .prompts import Passage
 from .retrieval import Hit, search
 from .settings import Settings
-from .text import coverage, normalize
+from .text import coverage, normalize, one_line
 
-__all__ = ["Archive", "IndexMismatch", "IngestReport", "ItemResult"]
+__all__ = ["Archive", "IndexMismatch", "IngestReport", "ItemResult", "StorageError"]
 # A long ingest brings the search structures up to date every this many chunks, so
 # readers elsewhere see its progress and a crash leaves little to replay.
 SYNC_EVERY = 20_000
+
+
+def _guarded(method):
+    """The method, with a full disk, a read-only or a vanished index as one StorageError."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(self, *args, **kwargs):
+            with storage_errors(self.root):
+                yield from method(self, *args, **kwargs)
+        return stream
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with storage_errors(self.root):
+            return method(self, *args, **kwargs)
+    return call
+
+
+def _unwritable(root: Path) -> bool:
+    """Whether this process may not write the index at ``root`` (root may write anywhere)."""
+    db = root / "archive.sqlite3"
+    return root.is_dir() and not (os.access(root, os.W_OK) and (not db.exists() or os.access(db, os.W_OK)))
 
 
 class Archive:
@@ -79,21 +115,38 @@ class Archive:
         root = Path(settings.index)
         if root.exists() and not root.is_dir():
             raise ValueError(f"{root} is a file, not an index folder")
-        root.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(root)
+        read_only = bool(settings.read_only) or _unwritable(root)
+        if read_only and not (root / "archive.sqlite3").exists():
+            raise storage.read_only(root)  # and there is nothing to read
+        if not read_only:
+            root.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls._open(settings, root, read_only, embedder, manifest)
+        except (OSError, sqlite3.Error) as e:
+            found = storage.classify(e, root)
+            if found is None or found is e:
+                raise
+            raise found from e
+
+    @classmethod
+    def _open(cls, settings: Settings, root: Path, read_only: bool, embedder: Embedder,
+              manifest: dict) -> "Archive":
+        store = SQLiteStore(root, read_only=read_only)
         # The manifest's own dimension spares loading a model just to open the index.
         dim = manifest["dim"] if manifest.get("embedder") == embedder.name else embedder.dim
         manifest = store.check_manifest({
-            "embedder": embedder.name, "dim": dim, "backend": backend, "chunk_tokens": settings.chunk_tokens,
+            "embedder": embedder.name, "dim": dim, "backend": settings.backend, "chunk_tokens": settings.chunk_tokens,
             "chunk_overlap": settings.chunk_overlap, "collection": f"newsrag_{uuid.uuid4().hex[:12]}"})
-        indexes = open_indexes(backend, root, dim=dim, ann=settings.ann, milvus_uri=settings.milvus_uri,
+        indexes = open_indexes(settings.backend, root, dim=dim, ann=settings.ann, milvus_uri=settings.milvus_uri,
                                milvus_token=settings.milvus_token, collection=manifest.get("collection"))
-        archive = cls(settings, store, embedder, indexes)
+        archive = cls(settings.replace(read_only=read_only), store, embedder, indexes)
+        if read_only:  # its searches replay in memory what the saved structures lack
+            return archive
         try:
             with store.writer(blocking=False) as mine:
                 if mine:  # a crash left the search structures behind: finish their update now
                     catch_up(store, archive.indexes, persist=True)
-        except OSError:  # a read-only copy: its searches replay what is missing in memory
+        except OSError:  # a copy we may not write, or a full disk: its searches replay in memory
             pass
         return archive
 
@@ -142,6 +195,7 @@ class Archive:
 
     # ------------------------------------------------------------ writing
 
+    @_guarded
     def ingest(self, items: Any, progress: bool | Progress | None = None,
                staged_in: str | Path | None = None, ray: str | None = None, ray_workers: int = 2) -> IngestReport:
         """Add files, folders, records (dicts) or Articles. Returns what happened to each.
@@ -178,6 +232,7 @@ class Archive:
         report.seconds = time.time() - t0
         return report
 
+    @_guarded
     def delete(self, *article_ids: str) -> list[str]:
         """Remove articles from every part of the index, in one commit; returns the ids removed.
 
@@ -186,6 +241,39 @@ class Archive:
         with self._writing():
             self._pipeline().delete(list(article_ids))
         return list(article_ids)
+
+    @_guarded
+    def check(self, repair: bool = False) -> dict:
+        """Whether SQLite, the search structures and the near-duplicate links agree (consistency.py).
+
+        It takes the write lock, so it sees one commit whole and no ingest changes it meanwhile;
+        ``repair`` rebuilds from SQLite what disagrees, then checks again. A read-only index is
+        checked as a reader sees it (its structures level in memory) and cannot be repaired.
+        """
+        if self.store.read_only:
+            if repair:
+                raise storage.read_only(self.root)
+            catch_up(self.store, self.indexes, persist=False)
+            return self._check_report(consistency.find(self.store, self.indexes, persisted=False))
+        with self.store.writer():
+            found = consistency.find(self.store, self.indexes, persisted=True)
+            if not (repair and found):
+                return self._check_report(found)
+            try:
+                repaired = consistency.repair(self.store, self.indexes, self._pipeline(), found)
+            except (BackendError, OSError, sqlite3.Error) as e:
+                err = storage.classify(e, self.root) or e
+                return self._check_report(found, [], [f"repair failed: {one_line(err)}"])
+            remaining = [str(f) for f in consistency.find(self.store, self.indexes, persisted=True)]
+            return self._check_report(found, repaired, remaining)
+
+    def _check_report(self, found: list, repaired: list[str] | None = None,
+                      remaining: list[str] | None = None) -> dict:
+        counts = self.store.counts()
+        problems = remaining if repaired is not None or remaining is not None else [str(f) for f in found]
+        return {"index": str(self.root), "ok": not problems, "generation": self.store.generation(),
+                "articles": counts["articles"], "chunks": counts["chunks"], "findings": [str(f) for f in found],
+                "repaired": repaired or [], "remaining": problems}
 
     # ------------------------------------------------------------ answers and briefings
 
@@ -203,6 +291,7 @@ class Archive:
             max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, chat_format=s.chat_format,
             device=s.device, embedder=self.embedder)
 
+    @_guarded
     def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
                    source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:
         """Answer text as it is written, then the cited Answer as the last item."""
@@ -228,6 +317,7 @@ class Archive:
         *_, answer = self.ask_stream(question, **kwargs)
         return answer
 
+    @_guarded
     def brief(self, topic: str = "", since: str | None = None, until: str | None = None,
               source: str | None = None, max_articles: int = 400,
               progress: bool | Progress | None = None) -> Briefing:
@@ -255,11 +345,13 @@ class Archive:
 
     # ------------------------------------------------------------ reading
 
+    @_guarded
     def search(self, question: str, k: int = 10, since: str | None = None, until: str | None = None,
                source: str | None = None, mode: str = "hybrid", max_per_article: int = 1) -> list[Hit]:
         return search(self.store, self._indexes(), self.embedder, question, k, since=parse_date(since),
                       until=parse_date(until), source=source, mode=mode, max_per_article=max_per_article)
 
+    @_guarded
     def article(self, article_id: str) -> dict | None:
         row = self.store.article(article_id)
         if row is None:
@@ -270,6 +362,7 @@ class Archive:
         d["duplicates"] = self.store.duplicates_of(article_id)
         return d
 
+    @_guarded
     def list_articles(self, query: str = "", limit: int = 200) -> list[dict]:
         """Newest first; ``query`` matches the id or part of the title, in either script."""
         q = normalize(query.strip())
@@ -281,10 +374,12 @@ class Archive:
                     break
         return out
 
+    @_guarded
     def coverage(self) -> list[dict]:
         """Articles per month and source: where the archive has gaps."""
         return self.store.coverage()
 
+    @_guarded
     def stats(self) -> dict:
         manifest = self.store.manifest
         return {

@@ -35,6 +35,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--milvus-token", help="milvus: user:password or API key of a Milvus server")
     g.add_argument("--ann", choices=("auto", "flat", "hnsw"),
                    help="local dense index: exact while small then HNSW (auto, default), or always one")
+    g.add_argument("--read-only", action="store_true", default=None,
+                   help="write nothing to the index: search and ask only (NEWSRAG_READ_ONLY=1; "
+                        "also when the folder is not writable)")
 
 
 def _generator_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +57,7 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
 
 
 _SETTING_FLAGS = ("index", "embedder", "embed_base_url", "embed_api_key", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
-                  "milvus_uri", "milvus_token", "generator", "model", "base_url", "api_key", "prompts",
+                  "milvus_uri", "milvus_token", "read_only", "generator", "model", "base_url", "api_key", "prompts",
                   "max_new_tokens", "context_tokens", "chat_format")
 
 
@@ -199,6 +202,30 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Exit status 0 when SQLite, the search structures and the duplicate links agree, else 1."""
+    with _open(args) as archive:
+        result = archive.check(repair=args.repair)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0 if result["ok"] else 1
+    for line in result["findings"]:
+        print(f"newsrag: check: {line}")
+    for line in result["repaired"]:
+        print(f"newsrag: repaired: {line}")
+    if args.repair and result["findings"]:
+        for line in result["remaining"]:
+            print(f"newsrag: still wrong: {line}")
+    where = (f"{result['index']}: {result['articles']} articles, {result['chunks']} chunks, "
+             f"generation {result['generation']}")
+    if result["ok"]:
+        print(f"newsrag: consistent: {where}" + (" (after repair)" if result["repaired"] else ""))
+    else:
+        hint = "" if args.repair else "; `newsrag check --repair` rebuilds them from SQLite"
+        print(f"newsrag: inconsistent: {where}: {len(result['remaining'])} problem(s){hint}")
+    return 0 if result["ok"] else 1
+
+
 def cmd_show(args) -> int:
     with _open(args) as archive:
         art = archive.article(args.id)
@@ -305,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _settings_args(p)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("check", help="verify that SQLite, the search structures and the duplicate links agree")
+    p.add_argument("--repair", action="store_true", help="rebuild what disagrees from SQLite, then check again")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    _settings_args(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("show", help="print one article as JSON")
     p.add_argument("id")

@@ -218,6 +218,10 @@ class Pipeline:
         return [(c.seq, c.start, c.end, c.text, h, tokens(c.norm), v)
                 for c, (h, v) in zip(chunks, self.vectors(chunks, report))]
 
+    def rows_for(self, article) -> list[tuple]:
+        """The chunk rows of a stored article (one promoted from duplicate, or repaired)."""
+        return self.chunk_rows(self.chunk(article["title"], article["text"]), IngestReport())
+
     def commit(self, batch: list[_Planned], report: IngestReport, bar: Bar) -> int:
         """Write the batch in one transaction; returns its number of chunks."""
         if not batch:
@@ -259,9 +263,7 @@ class Pipeline:
                 continue
             heirs = [h for h in self.store.duplicates_of(aid) if h not in doomed]
             if heirs:
-                heir = self.store.article(heirs[0])
-                rows = self.chunk_rows(self.chunk(heir["title"], heir["text"]), IngestReport())
-                promotions.append((heirs[0], rows, heirs[1:]))
+                promotions.append((heirs[0], self.rows_for(self.store.article(heirs[0])), heirs[1:]))
         with self.store.transaction():
             for aid in article_ids:
                 self.store.delete_article_rows(aid)

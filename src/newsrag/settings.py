@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, fields
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 @dataclass
 class Settings:
     index: str = "indexes/news"
@@ -24,6 +27,7 @@ class Settings:
     backend: str | None = None  # None: the index's own, else "local" (FAISS + BM25 segments); or "milvus"
     milvus_uri: str | None = None  # milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530
     milvus_token: str | None = None  # milvus: user:password or an API key for a server
+    read_only: bool = False  # open without writing anything: search and ask only (also when not writable)
     ann: str = "auto"  # local dense index: auto (exact while small, HNSW once large) | flat | hnsw
     generator: str = "extractive"  # extractive | transformers | openai | llamacpp
     model: str | None = None  # transformers: model id or path; openai: model name; llamacpp: a .gguf file
@@ -49,7 +53,11 @@ class Settings:
         settings = cls(**values)
         for f in fields(cls):
             v = getattr(settings, f.name)
-            if isinstance(v, str) and ("int" in f.type or "float" in f.type):
+            if isinstance(v, str) and f.type == "bool":
+                if v.strip().lower() not in _BOOLS:
+                    raise ValueError(f"setting {f.name} must be 1/0, true/false or yes/no, not {v!r}")
+                setattr(settings, f.name, _BOOLS[v.strip().lower()])
+            elif isinstance(v, str) and ("int" in f.type or "float" in f.type):
                 try:
                     setattr(settings, f.name, int(v) if "int" in f.type else float(v))
                 except ValueError:

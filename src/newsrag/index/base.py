@@ -107,6 +107,12 @@ class SearchIndex(Protocol):
     def count(self) -> int:
         """Live chunks in the index."""
 
+    def ids(self) -> np.ndarray:
+        """The chunk ids this process's view holds live, one entry per stored copy (for ``check``)."""
+
+    def reset(self) -> None:
+        """Forget everything (saved generation 0); the caller holds the write lock and replays."""
+
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
         """The ``k`` best chunks that pass ``where``; fewer only when fewer pass it."""
 

@@ -125,6 +125,26 @@ class MilvusCollection:
             res = self.client.query(self.name, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
+    def ids(self) -> np.ndarray:
+        """Every row's id, read in pages (a query's result is capped at 16,384 rows)."""
+        out: list[int] = []
+        with self.calling():
+            it = self.client.query_iterator(self.name, batch_size=INSERT_BATCH, filter="id >= 0",
+                                            output_fields=["id"])
+            try:
+                while page := it.next():
+                    out.extend(r["id"] for r in page)
+            finally:
+                it.close()
+        return np.array(out, dtype=np.int64)
+
+    def reset(self) -> None:
+        """Drop the collection and create it empty at generation 0."""
+        with self.calling():
+            self.client.drop_collection(self.name)
+            self._create()
+            self.client.load_collection(self.name)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -163,6 +183,14 @@ class _Facade:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def ids(self) -> np.ndarray:
+        return self.collection.ids()
+
+    def reset(self) -> None:
+        # Both retrievers share the collection: resetting one resets the other, and the
+        # replay that follows fills both.
+        self.collection.reset()
 
     def close(self) -> None:
         self.collection.close()

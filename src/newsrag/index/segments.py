@@ -10,16 +10,21 @@ of segments (Lucene's tiered merging, on a small scale).
 ``state.json`` names the segments, the tombstone file and the store generation
 they represent. It is replaced atomically after the files it names are
 written, so a crash at any moment leaves the previous state whole; the next
-writer replays from SQLite what the crash lost.
+writer replays from SQLite what the crash lost. It also records each file's
+size: a state whose files were truncated or removed, or that cannot be read
+(or whose segments fail to load), counts as generation 0, so SQLite replays
+everything: these files are only a cache of it.
 
 Readers hold an immutable ``View``; a writer builds the next one and swaps the
 reference, so a search never waits for a write.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -34,11 +39,16 @@ MAX_SEGMENT_ROWS = 200_000
 
 def atomic_write_text(path: Path, data: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not also keep half a file
+            tmp.unlink()
+        raise
 
 
 def _fsync_files(paths: Iterable[Path]) -> None:
@@ -221,22 +231,66 @@ class SegmentedIndex:
         self._stat_cache: tuple | None = None
 
     # ------------------------------------------------------------ state on disk
-    def _state(self) -> dict:
-        empty = {"generation": 0, "segments": [], "deleted": None, "next": 1}
-        path = self.folder / "state.json"
+    @staticmethod
+    def _empty(nxt: int = 1) -> dict:
+        return {"generation": 0, "segments": [], "deleted": None, "next": nxt}
+
+    def _state_key(self) -> tuple | None:
+        """The stat of state.json (None when there is none): a state is replaced, never edited."""
         try:
-            st = os.stat(path)
-            # Every search asks; a state is replaced (never edited), so its stat tells if it changed.
-            if self._stat_cache and self._stat_cache[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
-                state = self._stat_cache[1]
-            else:
-                state = json.loads(path.read_text(encoding="utf-8"))
-                self._stat_cache = ((st.st_ino, st.st_mtime_ns, st.st_size), state)
-        except (OSError, ValueError):
-            return empty
-        if state.get("format") != self.FORMAT or state.get("tag") != self.tag:
-            return dict(empty, next=state.get("next", 1))  # built another way: replay from scratch
+            st = os.stat(self.folder / "state.json")
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _state(self) -> dict:
+        key = self._state_key()
+        if key is None:
+            return self._empty()
+        if self._stat_cache and self._stat_cache[0] == key:  # every search asks
+            return self._stat_cache[1]
+        state = self._read_state()
+        self._stat_cache = (key, state)
         return state
+
+    def _read_state(self) -> dict:
+        try:
+            state = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError("not a state")
+        except (OSError, ValueError):  # damaged: SQLite replays it
+            return self._empty(self._next_free())
+        if state.get("format") != self.FORMAT or state.get("tag") != self.tag:
+            return self._empty(state.get("next", 1))  # built another way: replay from scratch
+        if not self._files_intact(state):
+            return self._empty(max(state.get("next", 1), self._next_free()))
+        return state
+
+    def _files_intact(self, state: dict) -> bool:
+        """Whether every file the state names still has the size it was written with."""
+        for name, size in (state.get("files") or {}).items():  # a state of an older release has none
+            try:
+                if os.stat(self.folder / name).st_size != size:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def _next_free(self) -> int:
+        """After a state was lost: a number above every segment file left, so no name is reused
+        (a reader holding an old segment of that name would take the new one for it)."""
+        top = 0
+        with contextlib.suppress(OSError):
+            for p in self.folder.iterdir():
+                if m := re.match(r"s(\d{8})\.", p.name):
+                    top = max(top, int(m.group(1)))
+        return top + 1
+
+    def _mark_damaged(self) -> None:
+        """The current state's files do not load: read it as empty until a writer replaces it."""
+        key = self._state_key()
+        if key is not None:
+            self._stat_cache = (key, self._empty(self._next_free()))
 
     def _load_deleted(self, state: dict) -> np.ndarray:
         if not state.get("deleted"):
@@ -247,9 +301,11 @@ class SegmentedIndex:
         return self._state()["generation"]
 
     def generation(self) -> int:
-        """The generation of the freshest state this process can see (its view, or the disk)."""
-        disk = self.saved_generation()
-        return max(disk, self._view.generation) if self._view is not None else disk
+        """The generation of the freshest state this process can see (its view, or the disk).
+
+        It loads that state, so a reader learns here, not in its search, that the files are
+        damaged (generation 0) and replays what they held."""
+        return self.view().generation
 
     def view(self) -> View:
         """The freshest state (segments already in memory are reused)."""
@@ -262,13 +318,28 @@ class SegmentedIndex:
                 segs = [have.get(n) or self.segment_cls.load(self.folder / n, self.options)
                         for n in state["segments"]]
                 deleted = self._load_deleted(state)
-            except (OSError, ValueError, RuntimeError):
+            except Exception:  # noqa: BLE001  (FAISS, numpy and zipfile each fail in their own way)
                 continue  # a writer replaced the state while we read it: read the new one
             self._view = View(state["generation"], list(state["segments"]), segs, deleted)
             return self._view
         # Still unreadable: a damaged file is only a cache of SQLite; the caller replays.
+        self._mark_damaged()
         self._view = View(0, [], [], np.zeros(0, np.int64))
         return self._view
+
+    def ids(self) -> np.ndarray:
+        view = self.view()
+        parts = [s.ids if d is None else s.ids[~d] for s, d in zip(view.segments, view.dead)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def reset(self) -> None:
+        """An empty state at generation 0 (segment numbers keep counting up); the files go."""
+        nxt = max(self._state().get("next", 1), self._next_free())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = dict(self._empty(nxt), format=self.FORMAT, tag=self.tag)
+        atomic_write_text(self.folder / "state.json", json.dumps(state))
+        self._sweep(state)
+        self._view = None
 
     def count(self) -> int:
         return self.view().count()
@@ -323,6 +394,7 @@ class SegmentedIndex:
                 with open(self.folder / state["deleted"], "wb") as f:
                     np.save(f, deleted)
                 written.append(self.folder / state["deleted"])
+            state["files"] = self._sizes(state)
             _fsync_files(written)
             _fsync_dir(self.folder)
             atomic_write_text(self.folder / "state.json", json.dumps(state))
@@ -331,6 +403,13 @@ class SegmentedIndex:
         if (self._view is not None or not persist) and (self._view is None
                                                         or changes.generation >= self._view.generation):
             self._view = View(changes.generation, names, [self._loaded(n, segs) for n in names], deleted)
+
+    def _sizes(self, state: dict) -> dict[str, int]:
+        """Each file the state names, with its size: how a later open tells a truncated one."""
+        paths = [p for n in state["segments"] for p in self.segment_cls.files(self.folder / n)]
+        if state["deleted"]:
+            paths.append(self.folder / state["deleted"])
+        return {p.name: p.stat().st_size for p in paths}
 
     def _merge(self, names: list[str], segs: dict[str, Segment], deleted: np.ndarray,
                add: Callable[[Segment], str]) -> tuple[list[str], np.ndarray]:

@@ -24,6 +24,7 @@ import numpy as np
 from .. import dedup
 from .base import Changes, ChunkRecord
 from .segments import atomic_write_text
+from . import storage
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -67,14 +68,17 @@ def read_manifest(root: str | Path) -> dict | None:
 class SQLiteStore:
     """Articles, chunks, near-duplicate links and the change log, in ``archive.sqlite3``."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, read_only: bool = False):
         self.root = Path(root)
+        self.read_only = read_only  # no writes at all: not even the lock file or the WAL's index
         # A connection per thread: with WAL, readers see the last commit while a writer works.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._gen: int | None = None  # the generation the open transaction will commit (one writer at a time)
         if not self._current():
+            if read_only:
+                raise storage.read_only(self.root)
             # Only a new or older index takes the write lock here: readers never wait for an ingest.
             with self.writer():
                 self.db.executescript(_SCHEMA)
@@ -87,15 +91,38 @@ class SQLiteStore:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.root / "archive.sqlite3", isolation_level=None, check_same_thread=False,
-                                 timeout=30)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = self._connect_read_only() if self.read_only else self._connect("")
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
         return db
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        path = self.root / "archive.sqlite3"
+        if mode:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, isolation_level=None,
+                                 check_same_thread=False, timeout=30)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that writes nothing. Without a WAL file every commit is in the database
+        file, and ``immutable=1`` reads it creating no file at all; with one (a writer crashed or
+        is at work), ``mode=ro`` reads the WAL too, but it needs the WAL's shared-memory file,
+        which it may not be able to create: then the database file alone is what there is."""
+        if (self.root / "archive.sqlite3-wal").exists():
+            db = self._connect("mode=ro")
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+        return self._connect("immutable=1")
 
     def _columns(self, table: str) -> set[str]:
         return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
@@ -142,7 +169,7 @@ class SQLiteStore:
                     + f", not {wanted[what]!r}; open it with {flag} or use another --index")
         if found.get("schema") != SCHEMA_VERSION or "backend" not in found:
             found = dict(found, schema=SCHEMA_VERSION, backend=found.get("backend", "local"))
-        if read_manifest(self.root) != found:
+        if read_manifest(self.root) != found and not self.read_only:
             atomic_write_text(self.root / "manifest.json", json.dumps(found, ensure_ascii=False, indent=2))
         self.manifest = found
         return found
@@ -155,6 +182,8 @@ class SQLiteStore:
 
         Yields whether this caller holds the lock (always, when ``blocking``).
         """
+        if self.read_only:
+            raise storage.read_only(self.root)
         with open(self.root / "write.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -217,6 +246,18 @@ class SQLiteStore:
             if row and row[0] is not None:
                 self._lsh_add(article_id, np.frombuffer(row[0], dtype=np.uint64))
 
+    def drop_chunks(self, chunk_ids: Iterable[int]) -> None:
+        """Remove chunks (leaving tombstones) whatever their article: ``check --repair`` of strays."""
+        rows = [(int(i), self._gen) for i in chunk_ids]
+        self.db.executemany("INSERT OR REPLACE INTO tombstones(chunk_id, gen) VALUES(?, ?)", rows)
+        self.db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i, _ in rows])
+
+    def rebuild_lsh(self) -> None:
+        """Band keys again from the stored signatures of the canonical articles (inside a transaction)."""
+        self.db.execute("DELETE FROM lsh")
+        for aid, sig in self.canonical_signatures():
+            self._lsh_add(aid, sig)
+
     def _lsh_add(self, article_id: str, sig: np.ndarray) -> None:
         self.db.executemany("INSERT OR IGNORE INTO lsh(key, article_id) VALUES(?, ?)",
                             [(k, article_id) for k in dedup.band_keys(sig)])
@@ -245,6 +286,35 @@ class SQLiteStore:
         deletes = np.fromiter((r[0] for r in self.db.execute(
             "SELECT chunk_id FROM tombstones WHERE gen > ? AND gen <= ?", (generation, now))), dtype=np.int64)
         return Changes(now, upserts(), deletes)
+
+    # ------------------------------------------------------------ consistency (``newsrag check``)
+
+    def live_chunk_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
+
+    def canonical_signatures(self) -> Iterator[tuple[str, np.ndarray]]:
+        for aid, blob in self.db.execute(
+                "SELECT id, minhash FROM articles WHERE canonical_id IS NULL AND minhash IS NOT NULL"):
+            yield aid, np.frombuffer(blob, dtype=np.uint64)
+
+    def lsh_rows(self) -> set[tuple[int, str]]:
+        return {(k, a) for k, a in self.db.execute("SELECT key, article_id FROM lsh")}
+
+    def link_problems(self) -> dict[str, list]:
+        """What SQLite says about itself: articles and chunks that contradict each other."""
+        q = lambda sql: [tuple(r) if len(r) > 1 else r[0] for r in self.db.execute(sql)]  # noqa: E731
+        return {
+            # (duplicate, its canonical_id) where that is no canonical article
+            "dangling": q("SELECT a.id, a.canonical_id FROM articles a LEFT JOIN articles c ON c.id = a.canonical_id "
+                          "WHERE a.canonical_id IS NOT NULL AND (c.id IS NULL OR c.canonical_id IS NOT NULL) "
+                          "ORDER BY a.added_at, a.id"),
+            "without_chunks": q("SELECT id FROM articles a WHERE canonical_id IS NULL AND NOT EXISTS "
+                                "(SELECT 1 FROM chunks c WHERE c.article_id = a.id) ORDER BY id"),
+            "duplicate_chunks": q("SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id "
+                                  "WHERE a.canonical_id IS NOT NULL ORDER BY c.id"),
+            "orphan_chunks": q("SELECT id FROM chunks c WHERE NOT EXISTS "
+                               "(SELECT 1 FROM articles a WHERE a.id = c.article_id) ORDER BY id"),
+        }
 
     # ------------------------------------------------------------ reading
 

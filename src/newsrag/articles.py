@@ -191,9 +191,20 @@ def check_article_size(text: str) -> str:
     return text
 
 
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def article_from_record(record: Any, origin: str) -> Article:
     if not isinstance(record, dict):
         raise BadInput(f"record is a {type(record).__name__}, expected an object with a 'text' field")
+    for key, value in record.items():
+        if isinstance(value, str) and not _valid_unicode(value):  # JSON may escape half a pair: "\ud800"
+            raise BadInput(f"field {str(key)[:40]!r} is not valid Unicode (a lone surrogate)")
     body = _field(record, "text")
     if not isinstance(body, str) or not body.strip():
         raise BadInput("record has no 'text'")
@@ -269,10 +280,30 @@ def _load_text(path: Path) -> Iterator[Article | LoadError]:
     yield art
 
 
+# Elements whose text is never the article: trafilatura keeps the fallback text of iframes and
+# noscript blocks, so they go before it looks (JSON-LD stays: it carries the date and author).
+_NOT_CONTENT = ("script", "style", "noscript", "iframe", "frame", "frameset", "object", "embed", "template")
+
+
+def strip_non_content(html: str) -> str:
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        tree = lxml_html.document_fromstring(html.encode("utf-8"), parser=lxml_html.HTMLParser(encoding="utf-8"))
+    except (etree.ParserError, ValueError):
+        return html  # nothing to strip from what lxml cannot parse; trafilatura judges it
+    for el in list(tree.iter(*_NOT_CONTENT)):
+        if el.tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
+            continue
+        el.drop_tree()  # keeps the text after the element
+    return lxml_html.tostring(tree, encoding="unicode")
+
+
 def _load_html(path: Path) -> Iterator[Article | LoadError]:
     import trafilatura
 
-    html = _read_limited(path, MAX_ARTICLE_BYTES)
+    html = strip_non_content(_read_limited(path, MAX_ARTICLE_BYTES))
     doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True)
     if doc is None or not (doc.text or "").strip():
         raise BadInput("no article text found in the HTML page")
@@ -406,10 +437,15 @@ def list_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]
     files, errors = [], []
     for p in map(Path, paths):
         if p.is_dir():
+            inside = p.resolve()
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
                 if f.is_file() and f.suffix.lower() in SUFFIXES and not any(x.startswith(".") for x in rel):
-                    files.append(f)
+                    if f.is_symlink() and not f.resolve().is_relative_to(inside):
+                        # A folder given to ingest (or unpacked from an upload) names its own files only.
+                        errors.append(LoadError(str(f), "a link to a file outside the folder, not followed"))
+                    else:
+                        files.append(f)
         elif p.is_file():
             if p.suffix.lower() in _LOADERS:
                 files.append(p)

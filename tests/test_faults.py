@@ -89,6 +89,9 @@ def test_a_full_disk_while_saving_segments_is_caught_up_later(sample_copy, monke
     with Archive.open(sample_copy) as a:  # the open catches the structures up
         assert a.stats()["articles"] == before[0] + 3
         assert a.search("口袋公园", k=1)[0].article_id.startswith("new-")
+        found = a.check(repair=True)  # the saved segment is still damaged: check names it, repair rebuilds
+        assert found["findings"] and found["ok"], found
+    with Archive.open(sample_copy) as a:
         assert a.check()["ok"]
 
 
@@ -167,8 +170,9 @@ def _scramble(path: Path) -> None:  # the same size, other bytes: only loading i
 @pytest.mark.parametrize("damage, pattern", [
     (_truncate, "index/dense/*.faiss"), (_truncate, "index/dense/state.json"),
     (_truncate, "index/sparse/*.bm25.npz"), (lambda p: p.unlink(), "index/sparse/*.vocab.json"),
-    (_scramble, "index/dense/*.faiss")], ids=["truncated-faiss", "truncated-state", "truncated-bm25",
-                                              "missing-vocab", "scrambled-faiss"])
+    (_scramble, "index/dense/*.faiss"), (_scramble, "index/sparse/*.bm25.npz")], ids=["truncated-faiss", "truncated-state", "truncated-bm25",
+                                              "missing-vocab", "scrambled-faiss",
+                                              "scrambled-bm25"])
 def test_a_damaged_derived_file_is_rebuilt_from_sqlite(sample_copy, damage, pattern):
     with Archive.open(sample_copy) as a:
         expected = [[(h.article_id, h.text) for h in a.search(q, k=5, mode=m)]
@@ -183,3 +187,40 @@ def test_a_damaged_derived_file_is_rebuilt_from_sqlite(sample_copy, damage, patt
         assert report["ok"], report
     with Archive.open(sample_copy) as a:
         assert a.check()["ok"]
+
+
+def test_an_ingest_over_a_scrambled_segment_rebuilds_it_instead_of_failing(sample_copy):
+    for p in sample_copy.glob("index/dense/*.faiss"):
+        _scramble(p)  # the same size: the open does not notice, the writer's merge or load does
+    with Archive.open(sample_copy) as a:
+        assert a.ingest(NEW).added == 3
+        assert a.search("口袋公园", k=1)[0].article_id.startswith("new-")
+        found = a.check(repair=True)  # the saved segment is still damaged: check names it, repair rebuilds
+        assert found["findings"] and found["ok"], found
+    with Archive.open(sample_copy) as a:
+        assert a.check()["ok"]
+
+
+def test_a_writer_rebuilds_a_structure_that_fails_to_apply(sample_copy):
+    """A saved segment that fails to load while a writer merges it: rebuilt from SQLite, not an error."""
+    from newsrag.index.factory import catch_up
+
+    with Archive.open(sample_copy) as a:
+        before = [(h.article_id, h.text) for h in a.search(QUESTION, k=5)]
+        dense = next(i for i in a.indexes if i.kind == "dense")
+        with a.store.transaction():
+            pass  # a generation for the writer to catch up with
+        real, failed = dense.apply, []
+
+        def flaky(changes, persist=True):
+            if not failed:
+                failed.append(True)
+                raise RuntimeError("Error in faiss::read_index: bad magic")
+            return real(changes, persist)
+
+        dense.apply = flaky
+        with a.store.writer():
+            catch_up(a.store, a.indexes, persist=True)
+        assert failed and dense.saved_generation() == a.store.generation()
+        assert a.check()["ok"]
+        assert [(h.article_id, h.text) for h in a.search(QUESTION, k=5)] == before

@@ -1,9 +1,14 @@
 """Backends by name: the search structures of an index, and keeping them level with the store."""
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 
-from .base import SearchIndex
+from ..text import one_line
+from .base import BackendError, SearchIndex
+
+log = logging.getLogger("newsrag.index")
 
 BACKENDS = ("local", "milvus")
 ANN = ("auto", "flat", "hnsw")
@@ -37,4 +42,14 @@ def catch_up(store, indexes: list[SearchIndex], persist: bool) -> None:
     for index in indexes:
         have = index.saved_generation() if persist else index.generation()
         if have < now:
-            index.apply(store.changes_since(have), persist=persist)
+            try:
+                index.apply(store.changes_since(have), persist=persist)
+            except (BackendError, OSError, sqlite3.Error):
+                raise  # a server or a disk that refuses: the caller reports it
+            except Exception as e:  # noqa: BLE001  a saved segment that no longer loads (FAISS, numpy)
+                if not persist:
+                    raise
+                # The structure is only derived from SQLite: rebuild it rather than fail the write.
+                log.warning("%s index damaged (%s); rebuilding it from SQLite", index.kind, one_line(e))
+                index.reset()
+                index.apply(store.changes_since(0), persist=True)

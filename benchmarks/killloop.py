@@ -1,13 +1,15 @@
 """Kill loop: SIGKILL the CLI at random moments of ingest, delete and re-ingest, and check after each.
 
 The operations (a synthetic feed with reposts, a delete that promotes a repost,
-a second feed that edits, re-adds and reposts, the first feed again) run once uninterrupted into a
-reference index, recording how long each takes. Then they run again into
-another index, each attempt in a `newsrag` subprocess killed after a random
-share of that time, until the number of kills asked for is reached; after
-every kill `newsrag check` (a fresh process: its open catches up first) must
-exit 0, and the attempt is repeated. At the end both indexes must hold the same
-articles and chunks and give the same search results.
+a second feed that edits, re-adds and reposts) repeat in rounds (the first
+feed again undoes the edits, so every round works). Each runs uninterrupted
+into a reference index, timed; then into another index, each attempt a
+`newsrag` subprocess killed at a random moment of that time (a fifth of them
+during its start-up), at most three times, and then run to the end, as a
+re-run after a crash would. After every kill `newsrag check` (a fresh process:
+its open catches up first) must exit 0. Rounds go on until the number of kills
+asked for is reached; then both indexes must hold the same articles and
+chunks and give the same search results.
 
     python benchmarks/killloop.py [--kills 20] [--articles 30] [--seed 0] [--out benchmarks/out/killloop]
 
@@ -64,8 +66,7 @@ def operations(folder: Path, n: int) -> list[tuple[str, list[str]]]:
     a, b = write_jsonl(folder / "first.jsonl", first), write_jsonl(folder / "second.jsonl", second)
     return [("ingest first feed", ["ingest", str(a), "-q", "--batch-size", "2"]),
             ("delete", ["delete", *doomed]),
-            ("ingest second feed", ["ingest", str(b), "-q", "--batch-size", "2"]),
-            ("re-ingest first feed", ["ingest", str(a), "-q", "--batch-size", "2"])]  # undoes the edits
+            ("ingest second feed", ["ingest", str(b), "-q", "--batch-size", "2"])]
 
 
 def env() -> dict:
@@ -144,23 +145,17 @@ def searches(index: Path) -> list:
         return [[h.article_id for h in a.search(q, k=5)] for q in QUESTIONS]
 
 
+KILLS_PER_OPERATION = 3  # then it runs to the end: a crash is followed by a re-run
+
+
 def run(out: Path, kills: int, articles: int, seed: int, log=print) -> dict:
     rng = random.Random(seed)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     ops = operations(out, articles)
     reference, killed = out / "reference", out / "killed"
-    durations = []
-    for name, args in ops:
-        t0 = time.time()
-        finish(args, reference, name)
-        durations.append(time.time() - t0)
-        log(f"reference: {name} in {durations[-1]:.1f} s")
-
-    t0 = time.time()
-    check(reference)
-    startup = time.time() - t0  # a process's start and open, before any work
-    log(f"reference: start and check in {startup:.1f} s")
+    landed: Counter = Counter()
+    events, failures, finished_first, startup, rounds = [], [], 0, None, 0
 
     def moment(duration: float) -> float:
         """A fifth of the kills in the start-up, the rest while the operation works."""
@@ -168,32 +163,38 @@ def run(out: Path, kills: int, articles: int, seed: int, log=print) -> dict:
             return rng.uniform(0.05, 1.0) * min(startup, duration)
         return rng.uniform(startup, duration)
 
-    landed: Counter = Counter()
-    events, failures, finished_first = [], [], 0
-    for left, ((name, args), duration) in enumerate(zip(ops, durations)):
-        per_op = -(-(kills - len(events)) // (len(ops) - left))  # kills still wanted, spread over what is left
-        done = 0
-        while done < per_op:
-            gen_before = store_generation(killed)
-            p = newsrag(args, killed)
-            delay = moment(duration)
-            try:
-                p.wait(timeout=delay)
-                finished_first += 1  # it ended before the kill came: that attempt completed the operation
-                p.communicate()
-                break
-            except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGKILL)
-                p.communicate()
-            spot = where(killed, gen_before)
-            rc, last = check(killed)
-            landed[spot] += 1
-            done += 1
-            events.append({"operation": name, "after_s": round(delay, 2), "landed": spot, "check": rc})
-            log(f"kill {len(events):2d}: {name} after {delay:5.1f} s, {spot}; check exit {rc}: {last}")
-            if rc != 0:
-                failures.append(f"kill {len(events)}: check exit {rc}: {last}")
-        finish(args, killed, name)  # the operation completes, as a re-run after a crash would
+    while len(events) < kills and rounds < 4 * kills:
+        rounds += 1
+        for name, args in ops:
+            t0 = time.time()
+            finish(args, reference, name)
+            duration = time.time() - t0
+            if startup is None:
+                t0 = time.time()
+                check(reference)
+                startup = time.time() - t0  # a process's start and open, before any work
+            log(f"round {rounds}: {name}: {duration:.1f} s uninterrupted")
+            for _ in range(KILLS_PER_OPERATION):
+                gen_before = store_generation(killed)
+                p = newsrag(args, killed)
+                delay = moment(duration)
+                try:
+                    p.wait(timeout=delay)
+                    p.communicate()
+                    finished_first += 1  # it ended before the kill came: the operation is done
+                    break
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGKILL)
+                    p.communicate()
+                spot = where(killed, gen_before)
+                rc, last = check(killed)
+                landed[spot] += 1
+                events.append({"round": rounds, "operation": name, "after_s": round(delay, 2), "landed": spot,
+                               "check": rc})
+                log(f"kill {len(events):2d}: {name} after {delay:5.1f} s, {spot}; check exit {rc}: {last}")
+                if rc != 0:
+                    failures.append(f"kill {len(events)}: check exit {rc}: {last}")
+            finish(args, killed, name)
 
     rc, last = check(killed)
     if rc != 0:
@@ -204,14 +205,13 @@ def run(out: Path, kills: int, articles: int, seed: int, log=print) -> dict:
         failures.append("articles or chunks differ from the uninterrupted run")
     if not same_search:
         failures.append("search results differ from the uninterrupted run")
-    summary = {"kills": len(events), "landed": dict(landed), "finished_before_kill": finished_first,
-               "checks_passed": sum(e["check"] == 0 for e in events), "same_content": same_content,
-               "same_search": same_search, "failures": failures, "events": events,
-               "reference_seconds": dict(zip([n for n, _ in ops], [round(d, 1) for d in durations]))}
-    log(f"{len(events)} kills; landed: " + "; ".join(f"{k}: {v}" for k, v in landed.items())
+    summary = {"kills": len(events), "rounds": rounds, "landed": dict(landed),
+               "finished_before_kill": finished_first, "checks_passed": sum(e["check"] == 0 for e in events),
+               "same_content": same_content, "same_search": same_search, "failures": failures, "events": events}
+    log(f"{len(events)} kills in {rounds} rounds; landed: " + "; ".join(f"{k}: {v}" for k, v in landed.items())
         + f"; {finished_first} attempts ended before their kill")
-    log(f"checks passed after {summary['checks_passed']} of {len(events)} kills; converged: content "
-        f"{same_content}, search {same_search}")
+    log(f"checks passed after {summary['checks_passed']} of {len(events)} kills; converged with the "
+        f"uninterrupted run: content {same_content}, search {same_search}")
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
 

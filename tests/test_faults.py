@@ -89,9 +89,6 @@ def test_a_full_disk_while_saving_segments_is_caught_up_later(sample_copy, monke
     with Archive.open(sample_copy) as a:  # the open catches the structures up
         assert a.stats()["articles"] == before[0] + 3
         assert a.search("口袋公园", k=1)[0].article_id.startswith("new-")
-        found = a.check(repair=True)  # the saved segment is still damaged: check names it, repair rebuilds
-        assert found["findings"] and found["ok"], found
-    with Archive.open(sample_copy) as a:
         assert a.check()["ok"]
 
 

@@ -222,12 +222,13 @@ def test_a_hundred_thousand_tiny_records_in_a_file_ingest_in_bounded_time(tmp_pa
     feed = tmp_path / "tiny.jsonl"
     with open(feed, "w", encoding="utf-8") as f:
         for i in range(100_000):
-            f.write(json.dumps({"id": f"t{i}", "text": f"第{i}号"}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"id": f"t{i}", "title": f"第{i}号", "text": f"第{i}号通知：今天开会。"},
+                               ensure_ascii=False) + "\n")
     t0 = time.time()
     with Archive.open(tmp_path / "idx", embedder=Hashed()) as a:
         report = a.ingest([feed])
-        assert report.added + report.failed == 100_000 and a.stats()["articles"] == report.added
+        assert report.added == 100_000 and a.stats()["articles"] == 100_000, report.summary()
     took = time.time() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"100k tiny records: {took:.0f} s, peak RSS {peak_mb:.0f} MB")
-    assert took < 900 and peak_mb < 4096
+    assert took < 1800 and peak_mb < 4096

@@ -74,3 +74,14 @@ def sample_copy(sample_index, tmp_path) -> Path:
     dst = tmp_path / "index"
     shutil.copytree(sample_index, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def archive(sample_index, tmp_path_factory):
+    """A private copy of the sample index, open for one test module (and its servers)."""
+    dst = tmp_path_factory.mktemp("archive") / "index"
+    shutil.copytree(sample_index, dst)
+    from newsrag import Archive
+
+    with Archive.open(dst) as a:
+        yield a

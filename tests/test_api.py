@@ -59,15 +59,6 @@ def running(app):
 
 
 @pytest.fixture(scope="module")
-def archive(sample_index, tmp_path_factory):
-    """A private copy of the sample index, open for this module's servers."""
-    dst = tmp_path_factory.mktemp("api") / "index"
-    shutil.copytree(sample_index, dst)
-    with Archive.open(dst) as a:
-        yield a
-
-
-@pytest.fixture(scope="module")
 def server(archive):
     with running(create_app(archive, ui=False)) as url:
         yield url

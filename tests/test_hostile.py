@@ -124,16 +124,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory, sample_index):
-    import shutil
-
-    path = tmp_path_factory.mktemp("hostile") / "index"
-    shutil.copytree(sample_index, path)
-    with Archive.open(path) as a:
-        yield a
-
-
 def known(a: Archive) -> tuple[set[str], str]:
     return {r["id"] for r in a.list_articles(limit=10 ** 6)}, a.search(PROBE, k=1)[0].article_id
 

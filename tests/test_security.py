@@ -18,7 +18,7 @@ from newsrag import articles, guard, uploads
 from newsrag.api import create_app
 from newsrag.auth import COOKIE, OPEN_PATHS
 
-from test_api import TIMEOUT, archive, assert_error, running  # noqa: F401  (archive: a module fixture)
+from test_api import TIMEOUT, assert_error, running
 
 TOKEN = "s3cr3t"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -39,7 +39,7 @@ from .generators import Generator, make_generator
 from .index.factory import catch_up, open_indexes
 from .index import storage
 from .index.base import BackendError
-from .index.sqlite_store import IndexMismatch, SQLiteStore, read_manifest
+from .index.sqlite_store import IndexMismatch, SQLiteStore, mismatch, read_manifest
 from .index.storage import StorageError, storage_errors
 from .ingest import Bar, IngestReport, ItemResult, Pipeline, Progress, articles
 from .prompts import Passage
@@ -101,9 +101,7 @@ class Archive:
             name = settings.embedder or manifest.get("embedder") or DEFAULT_EMBEDDER
             if manifest and manifest.get("embedder") != name:
                 # Fail before loading a model (a hub name would retry the network for a minute).
-                raise IndexMismatch(f"index {settings.index} was built with embedder {manifest['embedder']!r}, "
-                                    f"not {name!r}; open it with --embedder {manifest['embedder']} "
-                                    "or use another --index")
+                raise mismatch(settings.index, manifest, "embedder", name)
             embedder = make_embedder(name, device=settings.device, batch_size=settings.batch_size,
                                      base_url=settings.embed_base_url, api_key=settings.embed_api_key)
         backend = settings.backend or manifest.get("backend") or "local"

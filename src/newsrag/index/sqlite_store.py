@@ -60,6 +60,14 @@ class IndexMismatch(RuntimeError):
     """The index was built with another embedder (or backend) than the one asked for."""
 
 
+def mismatch(root: str | Path, manifest: dict, what: str, wanted: str) -> IndexMismatch:
+    """The one-line error for opening an index with another embedder or backend than its own."""
+    have = manifest.get(what, "local")
+    dim = f" (dimension {manifest.get('dim')})" if what == "embedder" else ""
+    return IndexMismatch(f"index {root} was built with {what} {have!r}{dim}, not {wanted!r}; "
+                         f"open it with --{what} {have} or use another --index")
+
+
 def read_manifest(root: str | Path) -> dict | None:
     p = Path(root) / "manifest.json"
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
@@ -156,20 +164,14 @@ class SQLiteStore:
 
     def check_manifest(self, wanted: dict) -> dict:
         """The index's manifest; written from ``wanted`` when new. Embedder and backend must match."""
-        found = read_manifest(self.root)
-        if found is None:
-            found = dict(wanted, schema=SCHEMA_VERSION, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        on_disk = read_manifest(self.root)
+        found = on_disk or dict(wanted, schema=SCHEMA_VERSION, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         for key, what in (("embedder", "embedder"), ("dim", "embedder"), ("backend", "backend")):
-            have = found.get(key, "local" if key == "backend" else None)
-            if have != wanted[key]:
-                flag = f"--{what} {found.get(what, 'local')}"
-                raise IndexMismatch(
-                    f"index {self.root} was built with {what} {found.get(what, 'local')!r}"
-                    + (f" (dimension {found.get('dim')})" if what == "embedder" else "")
-                    + f", not {wanted[what]!r}; open it with {flag} or use another --index")
+            if found.get(key, "local" if key == "backend" else None) != wanted[key]:
+                raise mismatch(self.root, found, what, wanted[what])
         if found.get("schema") != SCHEMA_VERSION or "backend" not in found:
             found = dict(found, schema=SCHEMA_VERSION, backend=found.get("backend", "local"))
-        if read_manifest(self.root) != found and not self.read_only:
+        if on_disk != found and not self.read_only:
             atomic_write_text(self.root / "manifest.json", json.dumps(found, ensure_ascii=False, indent=2))
         self.manifest = found
         return found

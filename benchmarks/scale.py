@@ -139,27 +139,53 @@ def child(task: str, design: str, index: str, payload: str) -> dict:
                                     float(np.percentile(filtered, 95)) * 1000)
         out = {"cold_open_s": cold, "latency_ms": lat, "rss_mb": rss_mb()}
         if design == "new":
-            out["recall@10"] = recall(archive, queries)
+            exact = exact_top10(archive, queries)
+            out["recall@10"] = recall(archive, queries, exact)
+            out["by_ef"] = ef_sweep(archive, queries, exact)
         return out
     raise ValueError(task)
 
 
-def recall(archive, queries: list[str]) -> float:
-    """Dense top-10 of the index (ANN where segments are large) against exact search over SQLite."""
-    from newsrag.index.base import Query
+def exact_top10(archive, queries: list[str]) -> list[set]:
+    """Each query's exact dense top-10 over every chunk in SQLite (computed once per run)."""
     from newsrag.text import normalize
 
     db = archive.store.db
     ids = np.fromiter((r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")), np.int64)
     vecs = np.frombuffer(b"".join(r[0] for r in db.execute("SELECT vector FROM chunks ORDER BY id")),
                          np.float32).reshape(len(ids), -1)
+    qv = np.stack([archive.embedder.embed_query(normalize(q)) for q in queries])
+    return [set(ids[np.argsort(-(vecs @ v))[:10]]) for v in qv]
+
+
+def recall(archive, queries: list[str], exact: list[set]) -> float:
+    """Dense top-10 of the index (ANN where segments are large) against exact search."""
+    from newsrag.index.base import Query
+    from newsrag.text import normalize
+
     dense = next(i for i in archive.indexes if i.kind == "dense")
-    hits = 0
-    for q in queries:
-        v = archive.embedder.embed_query(normalize(q))
-        exact = set(ids[np.argsort(-(vecs @ v))[:10]])
-        hits += len(exact & set(dense.search(Query("", [], v), 10).ids))
+    hits = sum(len(top & set(dense.search(Query("", [], archive.embedder.embed_query(normalize(q))), 10).ids))
+               for q, top in zip(queries, exact))
     return hits / (10 * len(queries))
+
+
+def ef_sweep(archive, queries: list[str], exact: list[set]) -> dict:
+    """Recall@10 and dense p50 (ms) at other HNSW efSearch values: the trade-off the default sits on."""
+    from newsrag.index import faiss_dense
+
+    default, out = faiss_dense.HNSW_EF_SEARCH, {}
+    try:
+        for ef in (128, 256, 384, 512, 768):
+            faiss_dense.HNSW_EF_SEARCH = ef
+            times = []
+            for q in queries:
+                t = time.perf_counter()
+                archive.search(q, k=10, mode="dense")
+                times.append(time.perf_counter() - t)
+            out[ef] = (recall(archive, queries, exact), float(np.percentile(times, 50)) * 1000)
+    finally:
+        faiss_dense.HNSW_EF_SEARCH = default
+    return out
 
 
 def run_child(task: str, design: str, index: Path, payload: str) -> dict:
@@ -242,6 +268,10 @@ def main() -> int:
               f"{s['cold_open_s']:>8.2f}{lat['hybrid'][0]:>9.1f}/{lat['hybrid'][1]:<6.1f}{lat['bm25'][0]:>9.1f}"
               f"{lat['dense'][0]:>10.1f}{lat['hybrid, one month'][0]:>12.1f}"
               f"{s.get('recall@10', float('nan')):>10.3f}{r['disk_mb']:>9.0f}")
+    for r in rows:
+        if "by_ef" in r["search"]:
+            print(f"{r['chunks']} chunks, HNSW efSearch -> recall@10 / dense p50 ms: " + ", ".join(
+                f"{ef}: {rc:.3f} / {ms:.1f}" for ef, (rc, ms) in r["search"]["by_ef"].items()))
     return 0
 
 

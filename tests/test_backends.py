@@ -203,3 +203,15 @@ def test_ids_lists_each_live_chunk_and_reset_forgets_everything(backend):
         assert sorted(index.ids().tolist()) == [1, 2, 3, 4, 5] and index.saved_generation() == 3
     idx = backend()  # reopened: the reset state was saved
     assert all(sorted(i.ids().tolist()) == [1, 2, 3, 4, 5] for i in idx.values())
+
+
+def test_a_replay_in_reading_batches_builds_full_segments(tmp_path, monkeypatch):
+    from newsrag.index import segments
+
+    monkeypatch.setattr(segments, "MAX_SEGMENT_ROWS", 100)
+    recs = [record(i) for i in range(1, 251)]
+    for index in open_indexes("local", tmp_path / "idx", dim=DIM):
+        # 250 rows read from SQLite 30 at a time: two full segments and the rest, no merge needed
+        index.apply(Changes(1, iter([recs[i:i + 30] for i in range(0, len(recs), 30)]), np.zeros(0, np.int64)))
+        assert [len(s) for s in index.view().segments] == [100, 100, 50]
+        assert sorted(index.ids().tolist()) == list(range(1, 251))

@@ -380,9 +380,16 @@ class SegmentedIndex:
 
         if persist:
             self.folder.mkdir(parents=True, exist_ok=True)
+        # Rows gather up to a full segment: a replay from SQLite arrives in reading batches, and a
+        # segment per batch would build every graph twice (once small, again when merged).
+        pending: list[ChunkRecord] = []
         for batch in changes.upserts:
-            for i in range(0, len(batch), MAX_SEGMENT_ROWS):
-                names.append(add(self.segment_cls.build(batch[i:i + MAX_SEGMENT_ROWS], self.options)))
+            pending.extend(batch)
+            while len(pending) >= MAX_SEGMENT_ROWS:
+                names.append(add(self.segment_cls.build(pending[:MAX_SEGMENT_ROWS], self.options)))
+                del pending[:MAX_SEGMENT_ROWS]
+        if pending:
+            names.append(add(self.segment_cls.build(pending, self.options)))
         if len(changes.deletes):
             deleted = np.union1d(deleted, np.asarray(changes.deletes, dtype=np.int64))
         if persist:  # merging is the writer's work; a reader's catch-up stays small

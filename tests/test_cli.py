@@ -175,7 +175,8 @@ def test_one_label_for_an_undated_article(tmp_path, capsys, crawled_file):
     code, search_out, _ = run(capsys, "search", "区委常委会会议", "--index", idx)
     code, ask_out, _ = run(capsys, "ask", "区委常委会会议讨论了什么", "--index", idx)
     code, stats_out, _ = run(capsys, "stats", "--index", idx)
-    for out in (search_out, ask_out):
+    code, brief_out, _ = run(capsys, "brief", "--index", idx)
+    for out in (search_out, ask_out, brief_out):
         assert UNDATED in out and "undated" not in out and "None" not in out
     assert f"first_date: {UNDATED}" in stats_out and "None" not in stats_out
     assert json.loads(run(capsys, "stats", "--index", idx, "--json")[1])["first_date"] is None

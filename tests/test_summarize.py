@@ -125,3 +125,15 @@ def test_transformers_summary(tmp_path, tiny_chat_model, monkeypatch):  # noqa: 
     # a random model writes nonsense, never its end token: every sentence flagged, and cut off
     assert s.generator == f"transformers:{tiny_chat_model}" and s.text.strip() and len(s.text) <= 200
     assert s.truncated and s.sentences and all(not x.supported for x in s.sentences)
+
+
+@pytest.mark.parametrize("max_chars", [15, 20, 30, 45])
+def test_no_fragments_a_clause_leaning_on_its_neighbour_or_a_date_alone(max_chars):
+    text = ("3月11日下午，青溪区召开新闻发布会，发布人才引进办法。"
+            "试运行结束后，还需通过安全评估，方可正式载客运营。"
+            "地铁集团总经理袁晓峰介绍，试运行初期共投入列车12列，高峰时段行车间隔为6分钟。")
+    s = summarize(text, ExtractiveGenerator(), max_chars=max_chars)
+    assert s.sentences
+    for x in s.sentences:
+        assert not re.match(r"^(?:还|方可)", x.text) and not re.search(r"(?:结束后|介绍)。$", x.text), x.text
+        assert x.text != "3月11日下午。"

@@ -68,7 +68,8 @@ class Briefing:
         if not self.themes:
             lines += ["这一时间范围内没有相关文章。", ""]
         for i, t in enumerate(self.themes, 1):
-            span = t.first_date if t.first_date == t.last_date else f"{t.first_date} — {t.last_date}"
+            first, last = t.first_date or UNDATED, t.last_date or UNDATED
+            span = first if first == last else f"{first} — {last}"
             lines += [f"## {i}. {t.headline}", "", f"*{len(t.article_ids)} 篇，{span}*", "", t.summary, ""]
         if self.timeline:
             lines += ["## 时间线", ""]

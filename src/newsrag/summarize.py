@@ -9,11 +9,13 @@ The extractive method is general news summarisation, fitted to no data set:
 
 - Units are sentences and runs of whole clauses within a sentence, so a short
   budget can still take the core of a long sentence rather than its first
-  characters. Bylines, datelines and editor lines are never units; a wire
-  dateline, a 【…】 tag and parentheticals are compressed out of a unit's text.
-- A unit is worth the article's key terms it covers: content words weighted by
-  how often the article uses them and how rare they are in Chinese at large
-  (jieba's IDF table), the title's words counted double. A term counts once for
+  characters; a run neither starts at a clause that leans on the one before
+  (「并…」「但…」) nor ends at one that announces the next (「…后，」「…表示，」).
+  Bylines, datelines and editor lines are never units; a wire dateline, a 【…】
+  tag and parentheticals are compressed out of a unit's text.
+- A unit is worth the article's key terms it covers: content words (not
+  numbers) weighted by how often the article uses them and how rare they are in
+  Chinese at large (jieba's IDF table), the title's words counted double. A term counts once for
   the whole summary, so a unit that repeats what is already taken gains nothing
   (redundancy removal, as MMR does). Its gain is scaled by a lead prior on the
   sentence's position, since news states the story first.

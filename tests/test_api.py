@@ -407,7 +407,7 @@ def test_no_input_gives_a_server_error(fuzz_server):
     operation, none answered with a 5xx."""
     schema = schemathesis.openapi.from_url(fuzz_server + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 9
     failures = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -33,12 +33,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 from . import prompts
 from .prompts import Passage
 from .remote import http_error_detail, json_object, message, request
 from .text import one_line
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 # The window assumed when neither the model nor the settings say (common local
 # servers run 2k-8k; guessing high makes them fail, guessing low only packs less).
@@ -575,7 +578,7 @@ def _quiet_stderr():
 KINDS = ("extractive", "transformers", "openai", "llamacpp")
 
 
-def from_settings(settings, embedder=None) -> Generator:
+def from_settings(settings: Settings, embedder=None) -> Generator:
     """The generator a ``Settings`` names (``embedder`` helps the extractive one rank answer sentences)."""
     s = settings
     return make_generator(

@@ -1,17 +1,21 @@
 """Single-article summaries: character-level ROUGE-1/2/L (F1) against the reference,
-for newsrag's extractive summarizer and, in the same run, a lead baseline that takes
-the article's first characters up to the same length budget.
+for newsrag's summarizer (``Archive.summarize``, the extractive default unless
+--generator says otherwise) and, in the same run, a lead baseline that takes the
+article's first characters up to the same length budget. LCSTS (short Weibo news
+posts, headline references) and CLTS (long news articles, editor summaries).
 
-    python benchmarks/summaries.py [--data ../shared/data]
+    python benchmarks/summaries.py [--data ../shared/data] [--generator openai --base-url URL --model M]
 
 The budget is the same rule for both systems and every article, set before
 seeing the references: a fifth of the article, between 30 and 200 characters.
+The summarizer's output is checked to stay within it.
 """
 from __future__ import annotations
 
 import argparse
 import re
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from newsrag.extractive import ExtractiveGenerator  # noqa: E402
-from newsrag.prompts import Passage  # noqa: E402
+from newsrag import Archive  # noqa: E402
 from retrieval import read_jsonl  # noqa: E402
 
 _SKIP = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -63,23 +66,29 @@ def budget(article: str) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--generator", default="extractive")
+    ap.add_argument("--model")
+    ap.add_argument("--base-url")
     args = ap.parse_args()
-    gen = ExtractiveGenerator()
     print(f"{'set':<14}{'system':<12}{'n':>5}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'chars':>7}")
-    for name in ("lcsts_part3", "clts_samples"):
-        items = read_jsonl(Path(args.data) / name / "summaries.jsonl")
-        scores = {"extractive": [], "lead": []}
-        for it in items:
-            article, ref = it["article"], chars(it["summary"])
-            b = budget(article)
-            ext = "".join(gen.summarize("", [Passage(1, "a", "", None, "", article)], budget_chars=b))
-            for system, hyp in (("extractive", ext), ("lead", article[:b])):
-                h = chars(hyp)
-                scores[system].append((rouge_n(ref, h, 1), rouge_n(ref, h, 2), rouge_l(ref, h), len(hyp.strip())))
-        for system, rows in scores.items():
-            n = len(rows)
-            avg = [sum(r[i] for r in rows) / n for i in range(4)]
-            print(f"{name:<14}{system:<12}{n:>5}{avg[0]:>8.3f}{avg[1]:>8.3f}{avg[2]:>8.3f}{avg[3]:>7.0f}")
+    with tempfile.TemporaryDirectory() as tmp, Archive.open(Path(tmp) / "index", generator=args.generator,
+                                                            model=args.model, base_url=args.base_url) as archive:
+        for name in ("lcsts_part3", "clts_samples"):
+            items = read_jsonl(Path(args.data) / name / "summaries.jsonl")
+            system = archive.generator.name
+            scores = {system: [], "lead": []}
+            for it in items:
+                article, ref = it["article"], chars(it["summary"])
+                b = budget(article)
+                summary = archive.summarize(text=article, max_chars=b).text
+                assert len(summary) <= b, (it["id"], b, summary)
+                for label, hyp in ((system, summary), ("lead", article[:b])):
+                    h = chars(hyp)
+                    scores[label].append((rouge_n(ref, h, 1), rouge_n(ref, h, 2), rouge_l(ref, h), len(hyp.strip())))
+            for label, rows in scores.items():
+                n = len(rows)
+                avg = [sum(r[i] for r in rows) / n for i in range(4)]
+                print(f"{name:<14}{label:<12}{n:>5}{avg[0]:>8.3f}{avg[1]:>8.3f}{avg[2]:>8.3f}{avg[3]:>7.0f}")
     return 0
 
 

@@ -162,6 +162,18 @@ def test_search_with_filters(server):
     assert post(server, "/api/search", {"question": "青溪", "since": "2030-01-01"}).json() == {"hits": []}
 
 
+def test_summarize_text_or_article(server):
+    text = RECORDS[2]["text"]
+    r = post(server, "/api/summarize", {"text": text, "max_chars": 40})
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert 0 < len(s["text"]) <= 40 and s["generator"] == "extractive" and s["article_id"] is None
+    assert all(text[x["start"]:x["end"]].startswith(x["text"].rstrip("。")[:5]) for x in s["sentences"])
+    hit = post(server, "/api/search", {"question": "灯会门票", "k": 1}).json()["hits"][0]
+    s = post(server, "/api/summarize", {"article_id": hit["article_id"]}).json()
+    assert s["article_id"] == hit["article_id"] and s["title"] == hit["title"] and s["text"]
+
+
 def test_brief_json_and_markdown(server):
     r = post(server, "/api/brief", {"topic": "垃圾分类"})
     assert r.status_code == 200, r.text
@@ -272,6 +284,12 @@ def test_get_and_delete_article(server):
     ("post", "/api/search", {"question": "灯会", "kk": 3}, (422,), "kk"),
     ("post", "/api/search", ["灯会"], (422,), "object"),
     ("post", "/api/brief", {"format": "pdf"}, (422,), "format"),
+    ("post", "/api/summarize", {}, (422,), "text or article_id"),
+    ("post", "/api/summarize", {"text": "灯会。", "article_id": "x"}, (422,), "text or article_id"),
+    ("post", "/api/summarize", {"text": "灯" * 100_001}, (422,), "text"),
+    ("post", "/api/summarize", {"text": "青溪灯会今晚开幕。", "max_chars": 5}, (422,), "max_chars"),
+    ("post", "/api/summarize", {"text": "（记者 周敏）"}, (400,), "nothing to summarize"),
+    ("post", "/api/summarize", {"article_id": "no-such-id"}, (404,), "no-such-id"),
     ("post", "/api/brief", {"since": "yesterday"}, (400, 422), "date"),
     ("post", "/api/articles", {"records": []}, (422,), "records"),
     ("post", "/api/articles", {"records": [{"title": "no text"}]}, (422,), "text"),
@@ -284,7 +302,7 @@ def test_bad_requests(server, method, path, body, codes, words):
     assert words in assert_error(r, *codes)
 
 
-@pytest.mark.parametrize("path", ["/api/ask", "/api/search", "/api/brief", "/api/articles"])
+@pytest.mark.parametrize("path", ["/api/ask", "/api/search", "/api/brief", "/api/summarize", "/api/articles"])
 def test_malformed_json(server, path):
     r = requests.post(server + path, data=b'{"question": "x",', timeout=TIMEOUT,
                       headers={"Content-Type": "application/json"})
@@ -339,6 +357,8 @@ def test_auth(locked_server):
     assert requests.get(url, auth=("ana", "pa:ss"), timeout=TIMEOUT).status_code == 200
     r = requests.post(locked_server + "/api/search", json={"question": "灯会"}, timeout=TIMEOUT)
     assert_error(r, 401)  # auth comes before validation
+    assert_error(requests.post(locked_server + "/api/summarize", json={"text": "青溪灯会今晚开幕，展期十天。"},
+                               timeout=TIMEOUT), 401)
     r = requests.post(locked_server + "/api/search", json={"question": "灯会"}, timeout=TIMEOUT,
                       headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 200 and r.json()["hits"]
@@ -359,6 +379,7 @@ def test_openapi_is_complete(server):
     schema = requests.get(server + "/openapi.json", timeout=TIMEOUT).json()
     ops = {(m.upper(), p) for p, item in schema["paths"].items() for m in item}
     assert ops == {("GET", "/healthz"), ("POST", "/api/ask"), ("POST", "/api/search"), ("POST", "/api/brief"),
+                   ("POST", "/api/summarize"),
                    ("POST", "/api/articles"), ("GET", "/api/articles/{article_id}"),
                    ("DELETE", "/api/articles/{article_id}"), ("GET", "/api/stats")}
     upload = schema["paths"]["/api/articles"]["post"]["requestBody"]["content"]
@@ -386,7 +407,7 @@ def test_no_input_gives_a_server_error(fuzz_server):
     operation, none answered with a 5xx."""
     schema = schemathesis.openapi.from_url(fuzz_server + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 9
     failures = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -70,16 +70,9 @@ class AnswerSentence:
     flag: str = ""  # why an unsupported sentence has no source: no match, prompt copy, byline/dateline
 
 
-@dataclass
-class Answer:
-    question: str
-    text: str  # sentences with inline markers [1][2]
-    sentences: list[AnswerSentence] = field(default_factory=list)
-    citations: list[Citation] = field(default_factory=list)
-    no_evidence: bool = False
-    period: dict | None = None  # the date range the question named, if any
-    generator: str = ""
-    truncated: bool = False  # the model stopped at max_new_tokens: the text ends with TRUNCATED_MARK
+class Traced:
+    """Text whose sentences were each traced to a source (an Answer, a Summary): the ones with
+    none, and the whole as a dict that lists them."""
 
     @property
     def unsupported(self) -> list[str]:
@@ -89,6 +82,18 @@ class Answer:
         d = asdict(self)
         d["unsupported"] = self.unsupported
         return d
+
+
+@dataclass
+class Answer(Traced):
+    question: str
+    text: str  # sentences with inline markers [1][2]
+    sentences: list[AnswerSentence] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    no_evidence: bool = False
+    period: dict | None = None  # the date range the question named, if any
+    generator: str = ""
+    truncated: bool = False  # the model stopped at max_new_tokens: the text ends with TRUNCATED_MARK
 
 
 def is_traditional(text: str) -> bool:

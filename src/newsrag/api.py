@@ -39,6 +39,7 @@ from .articles import SUFFIXES, check_article_size, parse_date, parse_json
 from .auth import Policy, sign_in_routes
 from .generators import GenerationError, GeneratorError
 from .guard import LOOPBACK_NAMES, Guard
+from .summarize import MAX_MAX_CHARS, MAX_TEXT_CHARS, MIN_MAX_CHARS
 from .text import one_line
 from .uploads import MAX_UPLOAD_BYTES, UploadError, stage
 
@@ -104,6 +105,20 @@ class BriefIn(_Period):
     topic: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_QUESTION),
                      AfterValidator(_valid_text)] = Field("", description="empty: everything in the period")
     format: Literal["json", "markdown"] = "json"
+
+
+class SummarizeIn(_Strict):
+    text: Annotated[Text | None, Field(max_length=MAX_TEXT_CHARS, description="the article to summarize")] = None
+    article_id: Annotated[Text | None, Field(max_length=500, description="or an article in the archive")] = None
+    max_chars: int | None = Field(None, ge=MIN_MAX_CHARS, le=MAX_MAX_CHARS,
+                                  description="longest summary (default a fifth of the article, 30-200)")
+    title: Annotated[Text, Field(max_length=500, description="the text's headline, if any")] = ""
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.text is None) == (self.article_id is None):
+            raise ValueError("give text or article_id (one of them)")
+        return self
 
 
 class RecordIn(BaseModel):
@@ -181,6 +196,24 @@ class HitOut(_Out):
 
 class SearchOut(BaseModel):
     hits: list[HitOut]
+
+
+class SummarySentenceOut(_Out):
+    text: str
+    start: int | None
+    end: int | None
+    supported: bool
+
+
+class SummaryOut(_Out):
+    text: str
+    sentences: list[SummarySentenceOut]
+    max_chars: int
+    generator: str
+    article_id: str | None
+    title: str
+    truncated: bool
+    unsupported: list[str]
 
 
 class TimelineEntryOut(_Out):
@@ -485,6 +518,15 @@ def _answer_routes(api: APIRouter, archive: Archive) -> None:
         """Themes with cited summaries and a timeline, for a topic and/or a period."""
         b = archive.brief(body.topic, since=body.since, until=body.until, source=body.source)
         return {"markdown": b.to_markdown()} if body.format == "markdown" else b.to_dict()
+
+    @api.post("/summarize", response_model=SummaryOut, tags=["answers"], responses=_errors(400, 404, 422, 502, 504))
+    def summarize(body: SummarizeIn) -> dict:
+        """A summary of ``text`` or of the stored article ``article_id``, with the sentences it took and where."""
+        try:
+            return archive.summarize(text=body.text, article_id=body.article_id, max_chars=body.max_chars,
+                                     title=body.title).to_dict()
+        except KeyError:
+            raise HTTPException(404, f"no article with id {body.article_id!r}") from None
 
 
 def _article_routes(api: APIRouter, archive: Archive) -> None:

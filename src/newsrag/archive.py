@@ -35,7 +35,8 @@ from .briefing import Briefing, n_themes
 from .briefing import build as build_briefing
 from .dates import question_period
 from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
-from .generators import Generator, make_generator
+from .generators import Generator
+from .generators import from_settings as generator_from_settings
 from .index.factory import catch_up, open_indexes
 from .index import storage
 from .index.base import BackendError
@@ -45,6 +46,7 @@ from .ingest import Bar, IngestReport, ItemResult, Pipeline, Progress, articles
 from .prompts import Passage
 from .retrieval import Hit, search
 from .settings import Settings
+from .summarize import Summary, summarize
 from .text import coverage, normalize, one_line
 
 __all__ = ["Archive", "IndexMismatch", "IngestReport", "ItemResult", "StorageError"]
@@ -279,15 +281,8 @@ class Archive:
     def generator(self) -> Generator:
         with self._generator_lock:  # loaded once, however many threads ask first
             if self._generator is None:
-                self._generator = self._make_generator()
+                self._generator = generator_from_settings(self.settings, self.embedder)
         return self._generator
-
-    def _make_generator(self) -> Generator:
-        s = self.settings
-        return make_generator(
-            s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
-            max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, chat_format=s.chat_format,
-            device=s.device, embedder=self.embedder)
 
     @_guarded
     def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
@@ -314,6 +309,24 @@ class Archive:
         """A short answer whose every sentence cites the article it rests on."""
         *_, answer = self.ask_stream(question, **kwargs)
         return answer
+
+    @_guarded
+    def summarize(self, text: str | None = None, article_id: str | None = None, max_chars: int | None = None,
+                  title: str = "") -> Summary:
+        """A summary of ``text`` or of the stored article ``article_id``, at most ``max_chars`` characters
+        (default: a fifth of the article, 30 to 200). ``.text``, and ``.sentences``: what it took, where.
+
+        Raises KeyError for an unknown ``article_id``, ValueError for no or too much text.
+        """
+        if (text is None) == (article_id is None):
+            raise ValueError("summarize takes text or article_id (one of them)")
+        if article_id is None:
+            return summarize(text, self.generator, max_chars=max_chars, title=title)
+        row = self.store.article(article_id)
+        if row is None:
+            raise KeyError(f"no article with id {article_id!r}")
+        return summarize(row["text"], self.generator, max_chars=max_chars, title=title or row["title"],
+                         date=row["date"], source=row["source"], article_id=article_id)
 
     @_guarded
     def brief(self, topic: str = "", since: str | None = None, until: str | None = None,

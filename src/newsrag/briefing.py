@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .answering import TRUNCATED_MARK, Citation, cite, marked_text, scaffold_of
-from .dates import event_date
+from .dates import UNDATED, event_date
 from .generators import Generator, collect
 from .prompts import Passage
 from .text import normalize, sentence_spans
@@ -68,11 +68,12 @@ class Briefing:
         if not self.themes:
             lines += ["这一时间范围内没有相关文章。", ""]
         for i, t in enumerate(self.themes, 1):
-            span = t.first_date if t.first_date == t.last_date else f"{t.first_date} — {t.last_date}"
+            first, last = t.first_date or UNDATED, t.last_date or UNDATED
+            span = first if first == last else f"{first} — {last}"
             lines += [f"## {i}. {t.headline}", "", f"*{len(t.article_ids)} 篇，{span}*", "", t.summary, ""]
         if self.timeline:
             lines += ["## 时间线", ""]
-            lines += [f"- **{e.date or '日期不详'}** {e.text} [{e.citation}]" for e in self.timeline]
+            lines += [f"- **{e.date or UNDATED}** {e.text} [{e.citation}]" for e in self.timeline]
             lines.append("")
         if self.citations:
             lines += ["## 来源", ""]

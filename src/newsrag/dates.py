@@ -10,6 +10,9 @@ import calendar
 import datetime as dt
 import re
 
+# What every reader (CLI, prompts, briefings) shows for an article without a date.
+UNDATED = "日期不详"
+
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
               "八": 8, "九": 9}
 

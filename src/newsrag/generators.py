@@ -33,12 +33,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 from . import prompts
 from .prompts import Passage
 from .remote import http_error_detail, json_object, message, request
 from .text import one_line
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 # The window assumed when neither the model nor the settings say (common local
 # servers run 2k-8k; guessing high makes them fail, guessing low only packs less).
@@ -195,9 +198,11 @@ class ChatGenerator:
         yield from self._generate(prompts.render(template, fit, question=question, today=today))
 
     def summarize(self, topic: str, passages: list[Passage], *, period: str,
-                  budget_chars: int) -> Iterator[str | Finish]:
-        template = prompts.load("briefing", self.prompts_dir)
-        budget = self._budget(template, topic=topic, period=period)
+                  budget_chars: int, prompt: str = "briefing") -> Iterator[str | Finish]:
+        """A summary of the passages: a briefing theme's, or with ``prompt="summary"`` one article's."""
+        template = prompts.load(prompt, self.prompts_dir)
+        values = dict(topic=topic, period=period, budget_chars=str(budget_chars))
+        budget = self._budget(template, **values)
         groups: list[list[Passage]] = []
         rest = list(passages)
         while rest:
@@ -205,14 +210,14 @@ class ChatGenerator:
             groups.append(fit)
             rest = rest[len(fit):]
         if len(groups) == 1:
-            yield from self._generate(prompts.render(template, groups[0], topic=topic, period=period))
+            yield from self._generate(prompts.render(template, groups[0], **values))
             return
         # Map: one summary per window-sized group; reduce: a summary of those summaries.
         partial = []
         for i, group in enumerate(groups, 1):
-            text, _ = collect(self._generate(prompts.render(template, group, topic=topic, period=period)))
+            text, _ = collect(self._generate(prompts.render(template, group, **values)))
             partial.append(Passage(i, "", f"{topic}（第{i}部分）", None, "", text))
-        yield from self.summarize(topic, partial, period=period, budget_chars=budget_chars)
+        yield from self.summarize(topic, partial, period=period, budget_chars=budget_chars, prompt=prompt)
 
 
 class TransformersGenerator(ChatGenerator):
@@ -571,6 +576,15 @@ def _quiet_stderr():
 
 
 KINDS = ("extractive", "transformers", "openai", "llamacpp")
+
+
+def from_settings(settings: Settings, embedder=None) -> Generator:
+    """The generator a ``Settings`` names (``embedder`` helps the extractive one rank answer sentences)."""
+    s = settings
+    return make_generator(
+        s.generator, model=s.model, base_url=s.base_url, api_key=s.api_key, prompts_dir=s.prompts,
+        max_new_tokens=s.max_new_tokens, context_tokens=s.context_tokens, chat_format=s.chat_format,
+        device=s.device, embedder=embedder)
 
 
 def make_generator(kind: str = "extractive", *, model: str | None = None, base_url: str | None = None,

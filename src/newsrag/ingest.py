@@ -16,7 +16,7 @@ from . import dedup
 from .articles import Article, BadInput, LoadError, article_from_record, list_files, load_file
 from .chunking import Chunk, chunk_article
 from .embedders import Embedder
-from .text import normalize, tokens
+from .text import normalize, plural, tokens
 from .uploads import upload_origin
 
 Progress = Callable[[int, int, str], None]
@@ -48,8 +48,8 @@ class IngestReport:
         return [f"{r.origin}: {r.reason}" for r in self.items if r.status == "failed"]
 
     def summary(self) -> str:
-        return (f"{self.added} added ({self.duplicates} near-duplicate), {self.updated} updated, "
-                f"{self.skipped} skipped, {self.failed} failed; {self.chunks} chunks "
+        return (f"{self.added} added ({plural(self.duplicates, 'near-duplicate')}), {self.updated} updated, "
+                f"{self.skipped} skipped, {self.failed} failed; {plural(self.chunks, 'chunk')} "
                 f"({self.embedded} embedded) in {self.seconds:.1f} s")
 
     def to_dict(self) -> dict:

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .dates import UNDATED
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "prompts"
 _SECTION = re.compile(r"^###\s*(system|user)\s*$", re.M)
 _FENCE = re.compile(r"<\s*/?\s*资料|<\s*/?\s*資料")
@@ -42,7 +44,7 @@ def fence(p: Passage) -> str:
     """One passage inside its block; fence-like text inside it is defused."""
     body = _FENCE.sub(lambda m: m.group(0).replace("<", "＜"), p.text)
     title = _FENCE.sub(lambda m: m.group(0).replace("<", "＜"), p.title)
-    meta = " ".join(x for x in (p.date or "日期不详", p.source) if x)
+    meta = " ".join(x for x in (p.date or UNDATED, p.source) if x)
     return f"<资料 编号={p.n} 日期={meta}>\n标题：{title}\n{body}\n</资料>"
 
 

@@ -102,6 +102,11 @@ def clean(raw: str) -> tuple[str, dict[str, str]]:
     return "\n".join(kept), meta
 
 
+def is_meta_line(line: str) -> bool:
+    """An editor, proofreader, source or byline line (「責編: 莊恩慧」): page furniture, not story."""
+    return bool(_META_LINE.match(line.strip()))
+
+
 @functools.lru_cache(maxsize=1)
 def _t2s():
     import opencc
@@ -169,6 +174,17 @@ def tokens(normalized: str) -> list[str]:
         if tok and _WORD.search(tok) and tok not in _STOPWORDS:
             out.append(tok)
     return out
+
+
+def words(normalized: str) -> list[str]:
+    """Content words of already-normalized text, each once where it stands: jieba precise
+    mode (not search mode, whose overlapping pieces would count one word several times)."""
+    return [w for w in _jieba().lcut(normalized) if _WORD.search(w) and w not in _STOPWORDS]
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """「1 article」, 「2 articles」: counts in English messages."""
+    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
 
 
 def coverage(query: str, text: str) -> float:

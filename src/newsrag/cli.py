@@ -12,6 +12,7 @@ from .index.base import BackendError
 from .articles import list_files
 from .embedders import EmbedderError
 from .generators import KINDS, GenerationError, GeneratorError
+from .rerank import RerankerError
 from .settings import Settings
 from .text import one_line
 
@@ -58,7 +59,13 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
 
 _SETTING_FLAGS = ("index", "embedder", "embed_base_url", "embed_api_key", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
                   "milvus_uri", "milvus_token", "read_only", "generator", "model", "base_url", "api_key", "prompts",
-                  "max_new_tokens", "context_tokens", "chat_format")
+                  "max_new_tokens", "context_tokens", "chat_format", "rerank")
+
+
+def _rerank_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", metavar="MODEL",
+                   help="re-order the top candidates with this sentence-transformers CrossEncoder (hub id or "
+                        "local folder, e.g. BAAI/bge-reranker-base); default off; NEWSRAG_RERANK")
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Archive:
@@ -81,7 +88,8 @@ def _print_hits(hits, as_json: bool) -> None:
         print("(no results)")
     for i, h in enumerate(hits, 1):
         meta = " · ".join(x for x in (h.date or "undated", h.source, h.article_id) if x)
-        print(f"[{i}] {h.title}  ({meta})  score {h.score:.4f} via {'+'.join(h.retrievers)}")
+        reranked = f", reranked {h.rerank_score:.4f}" if h.rerank_score is not None else ""
+        print(f"[{i}] {h.title}  ({meta})  score {h.score:.4f} via {'+'.join(h.retrievers)}{reranked}")
         print("    " + h.text.replace("\n", "\n    "))
         if h.duplicates:
             print(f"    (also published as: {', '.join(h.duplicates)})")
@@ -272,6 +280,8 @@ def cmd_serve(args) -> int:
     if auth and ":" not in auth:
         raise ValueError("--auth takes user:password")
     archive = _open(args, create=True)  # an empty archive to upload into
+    if archive.reranker is not None:  # a bad --rerank is an error now, not on the first question
+        archive.reranker.load()
     print(f"newsrag: serving {archive.root} on http://{args.host}:{args.port}/ "
           f"(API under /api, docs at /docs)", file=sys.stderr)
     serve(archive, host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
@@ -284,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="add files, folders or exports to the index")
-    p.add_argument("paths", nargs="+", help=".txt .md .html .jsonl .json .csv files or folders")
+    p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx .jsonl .json .csv files or folders")
     p.add_argument("--json", action="store_true", help="print the per-item report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -300,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid")
     p.add_argument("--per-article", type=int, default=1, help="most passages per article (0: no limit)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    _rerank_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_search)
 
@@ -309,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_args(p, " (else a period the question names)")
     p.add_argument("--as-of", help="the date 「上个月」, 「去年」 count from (default today)")
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
+    _rerank_arg(p)
     _settings_args(p)
     _generator_args(p)
     p.set_defaults(func=cmd_ask)
@@ -351,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "in at /login (also NEWSRAG_AUTH)")
     p.add_argument("--token", help="token required on every route, UI included: Authorization: Bearer, or "
                                    "sign in at /login (also NEWSRAG_TOKEN)")
+    _rerank_arg(p)
     _settings_args(p)
     _generator_args(p)
     p.set_defaults(func=cmd_serve)
@@ -374,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnewsrag: error: {one_line(e)}" if sys.stdout.isatty() else f"newsrag: error: {one_line(e)}",
               file=sys.stderr)
         return 3
-    except (IndexMismatch, BackendError, EmbedderError, GeneratorError, ValueError, OSError) as e:
+    except (IndexMismatch, BackendError, EmbedderError, GeneratorError, RerankerError, ValueError, OSError) as e:
         print(f"newsrag: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

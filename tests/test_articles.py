@@ -142,10 +142,10 @@ def test_file_too_large(tmp_path):
 
 
 def test_unsupported_and_missing_paths(tmp_path):
-    (tmp_path / "a.pdf").write_bytes(b"%PDF")
-    files, errors = list_files([tmp_path / "a.pdf", tmp_path / "nope"])
+    (tmp_path / "a.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+    files, errors = list_files([tmp_path / "a.doc", tmp_path / "nope"])
     assert files == []
-    assert [e.reason for e in errors] == ["unsupported file type '.pdf'", "no such file or folder"]
+    assert [e.reason for e in errors] == ["unsupported file type '.doc' (save it as .docx)", "no such file or folder"]
 
 
 def test_a_record_whose_title_is_its_whole_text_keeps_its_text(tmp_path):

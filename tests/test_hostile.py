@@ -119,6 +119,10 @@ CASES = {
     "blank lines around one record": (jsonl("blanks.jsonl", {"id": "h-blank", "title": "东湖镇图书馆开馆", "text": BODY},
                                             raw="\n" * 1000), "added"),
     "unsupported file type": (text_file("tool.exe", b"MZ\x90\x00"), "failed"),
+    "a pdf that is not one": (text_file("fake.pdf", b"%PDF-1.4\n" + bytes(range(256)) * 8), "failed"),
+    "a docx that is not one": (text_file("fake.docx", b"PK\x03\x04" + b"\x00" * 100), "failed"),
+    "zip with an executable member": (zip_upload({"a/ok.txt": ("东湖镇图书馆开馆\n" + BODY).encode(),
+                                                  "a/tool.exe": b"MZ\x90\x00"}), "added"),
     "file name with newline and spaces": (text_file("a b\nc.txt", "东湖镇图书馆开馆\n" + BODY), "added"),
     "prompt injection in an article": (text_file("inject.txt", INJECTION), "added"),
 }

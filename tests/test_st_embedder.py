@@ -7,6 +7,7 @@ from newsrag.embedders import SentenceTransformerEmbedder
 from newsrag.text import normalize
 
 from conftest import RECORDS
+from tiny_models import char_tokenizer
 
 QUERY_PROMPT = "查询："
 
@@ -19,17 +20,13 @@ def tiny_model(tmp_path_factory):
         from sentence_transformers.sentence_transformer import modules as models
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers import models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     root = tmp_path_factory.mktemp("tiny")
     corpus = "".join(normalize(r["title"] + r["text"]) for r in RECORDS) + QUERY_PROMPT + "哪几点什么多少"
-    chars = sorted(set(corpus) - set(" \n"))
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    ascii_ = [chr(c) for c in range(33, 127)]
-    vocab = {t: i for i, t in enumerate(specials + chars + ascii_ + ["##" + c for c in ascii_])}
-    tok = BertTokenizerFast(vocab=vocab, do_lower_case=False, tokenize_chinese_chars=True)
+    tok = char_tokenizer([corpus], max_length=128)
     hf = root / "hf"
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    BertModel(BertConfig(vocab_size=len(tok.get_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=128)).save_pretrained(hf)
     tok.save_pretrained(hf)
     word = models.Transformer(str(hf), max_seq_length=48)

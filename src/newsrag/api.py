@@ -40,6 +40,7 @@ from .auth import Policy, sign_in_routes
 from .generators import GenerationError, GeneratorError
 from .guard import LOOPBACK_NAMES, Guard
 from .summarize import MAX_MAX_CHARS, MAX_TEXT_CHARS, MIN_MAX_CHARS
+from .rerank import RerankerError
 from .text import one_line
 from .uploads import MAX_UPLOAD_BYTES, UploadError, stage
 
@@ -192,6 +193,7 @@ class HitOut(_Out):
     retrievers: list[str]
     chunk_id: int
     duplicates: list[str]
+    rerank_score: float | None = None
 
 
 class SearchOut(BaseModel):
@@ -423,6 +425,10 @@ async def _on_generator_error(request: Request, exc: GeneratorError) -> JSONResp
     return JSONResponse({"detail": one_line(exc)}, status_code=generator_status(exc))
 
 
+async def _on_reranker_error(request: Request, exc: RerankerError) -> JSONResponse:
+    return JSONResponse({"detail": one_line(exc)}, status_code=500)  # the server's setting, not the request
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -447,6 +453,7 @@ def create_app(archive: Archive, *, auth: tuple[str, str] | None = None, token: 
     app.add_exception_handler(BackendError, _on_backend_error)
     app.add_exception_handler(StorageError, _on_storage_error)
     app.add_exception_handler(GeneratorError, _on_generator_error)
+    app.add_exception_handler(RerankerError, _on_reranker_error)
 
     policy = Policy(token, auth)
     # Gradio adds permissive CORS headers unless the app has its own CORSMiddleware: this one

@@ -44,6 +44,7 @@ from .index.sqlite_store import IndexMismatch, SQLiteStore, mismatch, read_manif
 from .index.storage import StorageError, storage_errors
 from .ingest import Bar, IngestReport, ItemResult, Pipeline, Progress, articles
 from .prompts import Passage
+from .rerank import Reranker, get_reranker
 from .retrieval import Hit, search
 from .settings import Settings
 from .summarize import Summary, summarize
@@ -200,6 +201,8 @@ class Archive:
                staged_in: str | Path | None = None, ray: str | None = None, ray_workers: int = 2) -> IngestReport:
         """Add files, folders, records (dicts) or Articles. Returns what happened to each.
 
+        LoadErrors among ``items`` (what ``uploads.stage`` left out of an upload) are reported as failed.
+
         ``staged_in``: the folder ``uploads.stage`` saved an upload in; its files are
         recorded under their uploaded names (``upload:…``), not the temporary path.
         ``ray``: embed on a Ray cluster at this address ("local" starts one here) with
@@ -284,6 +287,12 @@ class Archive:
                 self._generator = generator_from_settings(self.settings, self.embedder)
         return self._generator
 
+    @property
+    def reranker(self) -> Reranker | None:
+        """The cross-encoder the ``rerank`` setting names (loaded on first use, shared), or None."""
+        s = self.settings
+        return get_reranker(s.rerank, device=s.device, batch_size=s.batch_size)
+
     @_guarded
     def ask_stream(self, question: str, k: int = 8, since: str | None = None, until: str | None = None,
                    source: str | None = None, as_of: str | None = None) -> Iterator[str | Answer]:
@@ -300,7 +309,8 @@ class Archive:
                 period = {"since": since, "until": until, "words": found[2]}
         # A period the question names narrows retrieval but keeps undated articles in play.
         hits = search(self.store, self._indexes(), self.embedder, question, k, since=since, until=until,
-                      source=source, max_per_article=2, include_undated=period is not None)
+                      source=source, max_per_article=2, include_undated=period is not None,
+                      reranker=self.reranker)
         passages = [Passage(i, h.article_id, h.title, h.date, h.source, h.text, h.start, h.score)
                     for i, h in enumerate(hits, 1)]
         yield from stream_answer(question, passages, self.generator, today=today, period=period)
@@ -360,7 +370,8 @@ class Archive:
     def search(self, question: str, k: int = 10, since: str | None = None, until: str | None = None,
                source: str | None = None, mode: str = "hybrid", max_per_article: int = 1) -> list[Hit]:
         return search(self.store, self._indexes(), self.embedder, question, k, since=parse_date(since),
-                      until=parse_date(until), source=source, mode=mode, max_per_article=max_per_article)
+                      until=parse_date(until), source=source, mode=mode, max_per_article=max_per_article,
+                      reranker=self.reranker)
 
     @_guarded
     def article(self, article_id: str) -> dict | None:

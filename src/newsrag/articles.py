@@ -13,12 +13,11 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from . import text as textmod
 
-SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".ndjson", ".json", ".csv"}
 RECORD_FIELDS = ("id", "title", "date", "source", "url", "author", "text")
 # Names other exports use for the same fields.
 _ALIASES = {
@@ -100,11 +99,11 @@ _DATELINE_MAX = 60
 _SOURCE_LABEL = re.compile(r"(?:来源|來源|稿源)\s*[:：]\s*(\S+)")
 _WIRE_SOURCE = re.compile(r"^([\u4e00-\u9fff]{2,12}?(?:网|網|报|報|社|台|臺|站|端))(?:讯|訊|电|電)")
 _REPORTER = re.compile(r"[（(]\s*(?:记者|記者)\s*([^（）()]{2,20}?)\s*[）)]")
-_TERMINAL = "。！？!?；;…」』”"
+TERMINAL = "。！？!?；;…」』”"  # characters a sentence (not a heading) ends with
 
 
 def _is_heading(line: str) -> bool:
-    return 0 < len(line) <= 40 and line[-1] not in _TERMINAL
+    return 0 < len(line) <= 40 and line[-1] not in TERMINAL
 
 
 def _split_header(lines: list[str], meta: dict[str, str], title: str = "") -> tuple[str, str | None, str, list[str]]:
@@ -186,9 +185,12 @@ def check_article_size(text: str) -> str:
     """
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_ARTICLE_BYTES:
-        raise BadInput(f"text too long ({size / 2**20:.1f} MB > {MAX_ARTICLE_BYTES / 2**20:.0f} MB "
-                       "limit for one article)")
+        raise too_long(size)
     return text
+
+
+def too_long(size: int) -> BadInput:
+    return BadInput(f"text too long ({size / 2**20:.1f} MB > {MAX_ARTICLE_BYTES / 2**20:.0f} MB limit for one article)")
 
 
 def _valid_unicode(text: str) -> bool:
@@ -425,11 +427,28 @@ def _csv_records(path: Path, reader: csv.DictReader) -> Iterator[Article | LoadE
             yield LoadError(origin, str(e))
 
 
+def _load_pdf(path: Path) -> Iterator[Article | LoadError]:
+    from .documents import load_pdf  # imports this module: loaded on first use
+
+    return load_pdf(path)
+
+
+def _load_docx(path: Path) -> Iterator[Article | LoadError]:
+    from .documents import load_docx
+
+    return load_docx(path)
+
+
 _LOADERS = {
     ".txt": _load_text, ".md": _load_text, ".markdown": _load_text,
     ".html": _load_html, ".htm": _load_html,
     ".jsonl": _load_jsonl, ".ndjson": _load_jsonl, ".json": _load_json, ".csv": _load_csv,
+    ".pdf": _load_pdf, ".docx": _load_docx,
 }
+SUFFIXES = frozenset(_LOADERS)  # every file type ingest reads (the UI's and the API's uploads too)
+# What to say about a file type people often have instead of one of those.
+_INSTEAD = {".doc": "save it as .docx", ".wps": "save it as .docx", ".xls": "export it as .csv",
+            ".xlsx": "export it as .csv", ".zip": "unpack it first; zips are unpacked when uploaded"}
 
 
 def list_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]]:
@@ -450,10 +469,17 @@ def list_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]
             if p.suffix.lower() in _LOADERS:
                 files.append(p)
             else:
-                errors.append(LoadError(str(p), f"unsupported file type {p.suffix or '(none)'!r}"))
+                errors.append(LoadError(str(p), unsupported(p.name)))
         else:
             errors.append(LoadError(str(p), "no such file or folder"))
     return files, errors
+
+
+def unsupported(name: str) -> str:
+    """Why a file of this name is not read, and what would be."""
+    suffix = PurePosixPath(name).suffix.lower()
+    hint = _INSTEAD.get(suffix) or "newsrag reads " + " ".join(sorted(SUFFIXES))
+    return f"unsupported file type {suffix or '(none)'!r} ({hint})"
 
 
 def load_file(path: Path) -> Iterator[Article | LoadError]:

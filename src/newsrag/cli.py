@@ -15,6 +15,7 @@ from .embedders import EmbedderError
 from .generators import KINDS, GenerationError, GeneratorError
 from .generators import from_settings as generator_from_settings
 from .index.base import BackendError
+from .rerank import RerankerError
 from .settings import Settings
 from .summarize import MAX_MAX_CHARS, MIN_MAX_CHARS, summarize
 from .text import one_line, plural
@@ -69,7 +70,13 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
 
 _SETTING_FLAGS = ("index", "embedder", "embed_base_url", "embed_api_key", "chunk_tokens", "chunk_overlap", "batch_size", "device", "backend", "ann",
                   "milvus_uri", "milvus_token", "read_only", "generator", "model", "base_url", "api_key", "prompts",
-                  "max_new_tokens", "context_tokens", "chat_format")
+                  "max_new_tokens", "context_tokens", "chat_format", "rerank")
+
+
+def _rerank_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", metavar="MODEL",
+                   help="re-order the top candidates with this sentence-transformers CrossEncoder (hub id or "
+                        "local folder, e.g. BAAI/bge-reranker-base); default off; NEWSRAG_RERANK")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -97,7 +104,8 @@ def _print_hits(hits, as_json: bool) -> None:
         print("(no results)")
     for i, h in enumerate(hits, 1):
         meta = " · ".join(x for x in (h.date or UNDATED, h.source, h.article_id) if x)
-        print(f"[{i}] {h.title}  ({meta})  score {h.score:.4f} via {'+'.join(h.retrievers)}")
+        reranked = f", reranked {h.rerank_score:.4f}" if h.rerank_score is not None else ""
+        print(f"[{i}] {h.title}  ({meta})  score {h.score:.4f} via {'+'.join(h.retrievers)}{reranked}")
         print("    " + h.text.replace("\n", "\n    "))
         if h.duplicates:
             print(f"    (also published as: {', '.join(h.duplicates)})")
@@ -346,6 +354,8 @@ def cmd_serve(args) -> int:
     if auth and ":" not in auth:
         raise ValueError("--auth takes user:password")
     archive = _open(args, create=True)  # an empty archive to upload into
+    if archive.reranker is not None:  # a bad --rerank is an error now, not on the first question
+        archive.reranker.load()
     print(f"newsrag: serving {archive.root} on http://{args.host}:{args.port}/ "
           f"(API under /api, docs at /docs)", file=sys.stderr)
     serve(archive, host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
@@ -360,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="`newsrag COMMAND --help` tells its options")
 
     p = sub.add_parser("ingest", help="add files, folders or exports to the index (creating it)")
-    p.add_argument("paths", nargs="+", help=".txt .md .html .jsonl .json .csv files or folders")
+    p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx .jsonl .json .csv files or folders")
     p.add_argument("--json", action="store_true", help="print the per-item report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -377,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BM25 and dense fused (default), or one of them alone")
     p.add_argument("--per-article", type=int, default=1, metavar="N", help="most passages per article (default 1; 0: no limit)")
     p.add_argument("--json", action="store_true", help="print the hits as one JSON list")
+    _rerank_arg(p)
     _settings_args(p, embeds=True, reads=True)
     p.set_defaults(func=cmd_search)
 
@@ -386,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_args(p, " (else a period the question names)")
     p.add_argument("--as-of", metavar="DATE", help="the date 「上个月」, 「去年」 count from (default today)")
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
+    _rerank_arg(p)
     _settings_args(p, embeds=True, reads=True)
     _generator_args(p)
     p.set_defaults(func=cmd_ask)
@@ -441,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "in at /login (also NEWSRAG_AUTH)")
     p.add_argument("--token", metavar="TOKEN", help="token required on every route, UI included: Authorization: Bearer, or "
                                    "sign in at /login (also NEWSRAG_TOKEN)")
+    _rerank_arg(p)
     _settings_args(p, builds=True, reads=True,
                    default_index="indexes/news; with none there and no NEWSRAG_INDEX, the sample archive "
                                  "indexed in indexes/sample")
@@ -466,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnewsrag: error: {one_line(e)}" if sys.stdout.isatty() else f"newsrag: error: {one_line(e)}",
               file=sys.stderr)
         return 3
-    except (IndexMismatch, BackendError, EmbedderError, GeneratorError, ValueError, OSError) as e:
+    except (IndexMismatch, BackendError, EmbedderError, GeneratorError, RerankerError, ValueError, OSError) as e:
         print(f"newsrag: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -105,7 +105,8 @@ class Bar:
 
 def articles(items: Iterable[Any], report: IngestReport,
              staged_in: Path | None = None) -> tuple[int, Iterator[Article]]:
-    """(estimated count, articles) from paths, records and Articles; failures go into the report."""
+    """(estimated count, articles) from paths, records and Articles; failures go into the report,
+    and so do the LoadErrors among ``items`` (what an upload left out)."""
     if isinstance(items, (str, Path, dict, Article)):
         items = [items]
     items = list(items)
@@ -117,8 +118,9 @@ def articles(items: Iterable[Any], report: IngestReport,
             x.origin = upload_origin(x.origin, staged_in)
         return x
 
-    for e in missing:
+    for e in missing + [i for i in items if isinstance(i, LoadError)]:
         report.fail(named(e))
+    items = [i for i in items if not isinstance(i, LoadError)]
     estimate = len(items) - len(paths)
     for f in files:
         if f.suffix.lower() in (".jsonl", ".ndjson") and f.stat().st_size < 2 ** 31:

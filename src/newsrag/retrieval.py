@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 over jieba tokens and dense vectors, fused by score.
+"""Hybrid retrieval: BM25 over jieba tokens and dense vectors, fused by score, then
+(optionally) the top candidates re-ordered by a cross-encoder (``rerank.py``).
 
 Each retriever returns its best candidates inside the filter (dates, source),
 so a filter never empties a top-k that was cut before filtering. Fusion
@@ -11,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .chunking import indexed_text
 from .embedders import Embedder
 from .index.base import Filter, Query, SearchIndex
 from .index.fusion import found_by, fuse
+from .rerank import DEPTH, Reranker
 from .text import normalize, tokens
 
 MODES = ("hybrid", "bm25", "dense")
@@ -34,6 +37,7 @@ class Hit:
     retrievers: list[str]
     chunk_id: int
     duplicates: list[str] = field(default_factory=list)  # near-duplicate copies folded into this one
+    rerank_score: float | None = None  # the reranker's, when one ordered the hits (``score`` is retrieval's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,12 +65,15 @@ def rank(indexes: list[SearchIndex], embedder: Embedder, question: str, n: int, 
 
 def search(store, indexes: list[SearchIndex], embedder: Embedder, question: str, k: int = 10, *,
            since: str | None = None, until: str | None = None, source: str | None = None, mode: str = "hybrid",
-           max_per_article: int = 1, candidates: int = CANDIDATES, include_undated: bool = False) -> list[Hit]:
+           max_per_article: int = 1, candidates: int = CANDIDATES, include_undated: bool = False,
+           reranker: Reranker | None = None) -> list[Hit]:
+    """The ``k`` best passages; with a ``reranker``, the best ``k`` of the top rerank.DEPTH by its scores."""
     where = Filter(since, until, normalize(source) if source else None, include_undated)
-    ids, scores, found = rank(indexes, embedder, question, max(candidates, k * 5), where, mode)
+    take = max(k, DEPTH) if reranker is not None else k  # the reranker chooses among more
+    ids, scores, found = rank(indexes, embedder, question, max(candidates, take * 5), where, mode)
     hits: list[Hit] = []
     per_article: dict[str, int] = {}
-    step = max(4 * k, 20)  # rows are read a slice at a time: most searches stop within the first
+    step = max(4 * take, 20)  # rows are read a slice at a time: most searches stop within the first
     for at in range(0, len(ids), step):
         rows = store.chunk_rows(int(i) for i in ids[at:at + step])
         for cid, score in zip(ids[at:at + step].tolist(), scores[at:at + step].tolist()):
@@ -79,10 +86,15 @@ def search(store, indexes: list[SearchIndex], embedder: Embedder, question: str,
             per_article[r["article_id"]] = taken + 1
             hits.append(Hit(r["article_id"], r["title"], r["date"], r["source"], r["url"], r["text"],
                             r["start"], r["end"], round(float(score), 6), found[cid], cid))
-            if len(hits) >= k:
+            if len(hits) >= take:
                 break
-        if len(hits) >= k:
+        if len(hits) >= take:
             break
+    if reranker is not None and hits:
+        reranked = reranker.scores(normalize(question), [indexed_text(h.title, h.text) for h in hits])
+        for h, s in zip(hits, reranked.tolist()):
+            h.rerank_score = round(s, 6)
+        hits = [hits[i] for i in np.argsort(-reranked, kind="stable")[:k]]  # ties keep retrieval's order
     for h in hits:
         h.duplicates = store.duplicates_of(h.article_id)
     return hits

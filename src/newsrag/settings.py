@@ -29,6 +29,7 @@ class Settings:
     milvus_token: str | None = None  # milvus: user:password or an API key for a server
     read_only: bool = False  # open without writing anything: search and ask only (also when not writable)
     ann: str = "auto"  # local dense index: auto (exact while small, HNSW once large) | flat | hnsw
+    rerank: str | None = None  # a CrossEncoder id or path re-ordering the top candidates; None: off (query time)
     generator: str = "extractive"  # extractive | transformers | openai | llamacpp
     model: str | None = None  # transformers: model id or path; openai: model name; llamacpp: a .gguf file
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1

@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 
 from .answering import TRUNCATED_MARK  # noqa: E402
 from .archive import Archive, IngestReport  # noqa: E402
+from .articles import SUFFIXES  # noqa: E402
 from .uploads import UploadError, stage  # noqa: E402
 
 TEXT = {
@@ -282,7 +283,7 @@ def _archive_tab(archive: Archive, ui: gr.Blocks, say: _Labels) -> None:
     with say(gr.Tab(TEXT["zh"]["archive_tab"]), "archive_tab"):
         with gr.Row():
             files = say(gr.File(label=TEXT["zh"]["upload"], file_count="multiple", elem_id="upload",
-                                file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".zip"]),
+                                file_types=sorted(SUFFIXES) + [".zip"]),
                         "upload")
             ingest_btn = say(gr.Button(TEXT["zh"]["ingest"], variant="primary", elem_id="ingest"), "ingest", "value")
         ingest_msg = gr.HTML(elem_id="ingest-msg")

@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from .articles import SUFFIXES
+from .articles import SUFFIXES, LoadError, unsupported
 from .text import one_line
 
 MAX_UPLOAD_BYTES = 200 * 1024 ** 2  # as sent: all files of one upload (one request, one click in the UI)
@@ -79,8 +79,12 @@ def _member_parts(zip_name: str, name: str) -> list[str]:
     return parts
 
 
-def _unzip(zip_path: Path, zip_name: str, dest: Path, budget: list[int]) -> None:
-    """Extract the article files of a zip into ``dest``; refuse unsafe paths and zip bombs."""
+def _unzip(zip_path: Path, zip_name: str, dest: Path, budget: list[int]) -> list[LoadError]:
+    """Extract the article files of a zip into ``dest``; refuse unsafe paths and zip bombs.
+
+    Returns what was left out and why (a link, a file type ingest does not read); hidden
+    files and the __MACOSX folder that zip tools add are left out without a word."""
+    left_out = []
     try:
         with zipfile.ZipFile(zip_path) as zf:
             infos = zf.infolist()
@@ -94,16 +98,17 @@ def _unzip(zip_path: Path, zip_name: str, dest: Path, budget: list[int]) -> None
                 parts = _member_parts(zip_name, _member_name(info))  # checks every member, wanted or not
                 if info.is_dir() or not parts:
                     continue
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink
-                    continue
                 if any(p.startswith(".") or p == "__MACOSX" for p in parts):
                     continue
-                if PurePosixPath(parts[-1]).suffix.lower() not in SUFFIXES:
-                    continue
-                wanted.append((info, parts))
-            dest.mkdir(parents=True, exist_ok=True)
-            for info, parts in wanted:
                 target = dest.joinpath(*[_safe_name(p, "_") for p in parts])
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    left_out.append(LoadError(str(target), "a link in the zip, not followed"))
+                elif PurePosixPath(parts[-1]).suffix.lower() not in SUFFIXES:
+                    left_out.append(LoadError(str(target), unsupported(parts[-1])))
+                else:
+                    wanted.append((info, target))
+            dest.mkdir(parents=True, exist_ok=True)
+            for info, target in wanted:
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(info) as src, open(_unique(target), "wb") as out:
@@ -117,6 +122,7 @@ def _unzip(zip_path: Path, zip_name: str, dest: Path, budget: list[int]) -> None
                         raise
                     raise UploadError(400, f"{zip_name}: cannot extract {info.filename!r} "
                                              f"({e.strerror or e})") from None
+            return left_out
     except _TooLarge:
         raise UploadError(413, f"{zip_name}: the zip holds more than {MAX_ZIP_BYTES / 2**20:g} MB "
                                  "uncompressed (the limit for one upload)") from None
@@ -148,9 +154,10 @@ def _copy(stream: BinaryIO, out: BinaryIO, budget: list[int], name: str) -> None
         out.write(chunk)
 
 
-def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path]:
+def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path | LoadError]:
     """Save (name, stream) uploads under ``root``/files, zips unpacked into a folder of their name;
-    returns the paths to ingest. Raises UploadError (with an HTTP status) for a bad upload."""
+    returns the paths to ingest, and a LoadError for each zip member left out (for the
+    ingest report). Raises UploadError (with an HTTP status) for a bad upload."""
     files, zips = root / "files", root / "zips"
     files.mkdir()
     zips.mkdir()
@@ -165,9 +172,9 @@ def stage(uploads: list[tuple[str | None, BinaryIO]], root: Path) -> list[Path]:
             _copy(stream, out, sent, name)
         if is_zip:
             folder = _unique(files / name)
-            _unzip(saved, name, folder, budget)
+            left_out = _unzip(saved, name, folder, budget)
             saved.unlink()
-            paths.append(folder)
+            paths += [folder, *left_out]
         else:
             paths.append(saved)
     return paths

@@ -1,12 +1,14 @@
 """Screenshots of every tab of the web UI in headless Chromium (for docs and reviews).
 
-    python docs/screenshots/take.py --index INDEX --prefix after [--out docs/screenshots]
+    python docs/screenshots/take.py --index INDEX --prefix after [--out docs/screenshots] [--first-start]
 
 Starts `python app.py --index INDEX` on a free loopback port (the code the current
 PYTHONPATH finds), then asks a question, makes briefings (a period, a topic nothing
 matches, reversed dates), opens the archive, offers a .pdf and deletes an unknown id,
 saving PREFIX-*.png after each step. INDEX is changed by nothing but the attempts
 above; give it a copy of the sample index (`newsrag demo --index …`).
+--first-start: instead, `python app.py` with no index of the user's (in a new folder
+holding INDEX as indexes/sample), and its Archive tab.
 """
 from __future__ import annotations
 
@@ -30,12 +32,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start(index: str) -> tuple[subprocess.Popen, str]:
+def start(*flags: str, cwd: str | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--index", index, "--port", str(port)],
+    env = {k: v for k, v in os.environ.items() if k != "NEWSRAG_INDEX"}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p))
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), *flags, "--port", str(port)], cwd=cwd,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -91,15 +95,25 @@ def main() -> None:
     p.add_argument("--index", required=True)
     p.add_argument("--prefix", required=True)
     p.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
+    p.add_argument("--first-start", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    proc, url = start(args.index)
     profile = tempfile.mkdtemp(prefix="newsrag-chrome-")
+    if args.first_start:
+        shutil.copytree(args.index, Path(profile) / "indexes" / "sample")
+        proc, url = start(cwd=profile)
+    else:
+        proc, url = start("--index", args.index)
     d = chrome(profile)
     wait = WebDriverWait(d, 120)
     try:
         d.get(url + "/")
+        if args.first_start:
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+            d.find_element(By.XPATH, "//button[@role='tab'][contains(., '资料库')]").click()
+            shot(d, out / f"{args.prefix}-first-start.png")
+            return
         box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
         box.send_keys("會議關於人才政策作了什麼決定？")
         d.find_element(By.ID, "ask").click()
@@ -132,6 +146,7 @@ def main() -> None:
         d.find_element(By.CSS_SELECTOR, "#upload input[type='file']").send_keys(str(pdf))
         time.sleep(3)
         with_file = "report" in d.find_element(By.ID, "upload").text
+        shot(d, out / f"{args.prefix}-archive-pdf-chosen.png")
         d.find_element(By.ID, "ingest").click()
         time.sleep(4)
         shot(d, out / f"{args.prefix}-archive-pdf.png")
@@ -140,6 +155,9 @@ def main() -> None:
         button(d, "删除").click()
         time.sleep(3)
         shot(d, out / f"{args.prefix}-archive-delete.png")
+        d.find_element(By.XPATH, "//label[contains(., 'English')]").click()
+        wait.until(lambda d: d.find_element(By.ID, "refresh").text == "Refresh")
+        shot(d, out / f"{args.prefix}-archive-english.png")
     finally:
         d.quit()
         proc.terminate()

@@ -100,14 +100,29 @@ def browser():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
-def test_ask_in_the_browser_shows_answer_and_source_card(server):
+@contextlib.contextmanager
+def page(url, tab: str | None = None):
+    """A browser on the page at ``url``, loaded (and on ``tab``); closed afterwards."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     d = browser()
     try:
-        d.get(server + "/")
-        box = WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+        d.get(url + "/")
+        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+        if tab:
+            d.find_element(By.XPATH, f"//button[@role='tab'][contains(., '{tab}')]").click()
+        yield d
+    finally:
+        d.quit()
+
+
+def test_ask_in_the_browser_shows_answer_and_source_card(server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with page(server) as d:
+        box = d.find_element(By.CSS_SELECTOR, "#question textarea")
         box.send_keys("會議關於人才政策作了什麼決定？")
         d.find_element(By.CSS_SELECTOR, "#ask").click()
         WebDriverWait(d, 90).until(lambda d: "[1]" in d.find_element(By.ID, "answer").text
@@ -122,18 +137,14 @@ def test_ask_in_the_browser_shows_answer_and_source_card(server):
         assert link and d.find_element(By.ID, "cite-1")
         OUT.mkdir(parents=True, exist_ok=True)
         d.save_screenshot(str(OUT / "ui-ask.png"))
-    finally:
-        d.quit()
 
 
 def test_english_toggle_redraws_what_is_shown_and_errors_in_the_page(server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    d = browser()
-    try:
-        d.get(server + "/")
-        box = WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+    with page(server) as d:
+        box = d.find_element(By.CSS_SELECTOR, "#question textarea")
         assert "资料库" in d.find_element(By.ID, "index-info").text  # which index is open
         box.send_keys("會議關於人才政策作了什麼決定？")
         d.find_element(By.CSS_SELECTOR, "#ask").click()
@@ -150,8 +161,6 @@ def test_english_toggle_redraws_what_is_shown_and_errors_in_the_page(server):
         WebDriverWait(d, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#answer .nr-error"))
         text = d.find_element(By.ID, "answer").text
         assert "日期格式不对" in text and "not valid" in text and "Traceback" not in text
-    finally:
-        d.quit()
 
 
 def test_error_box_is_plain_language():
@@ -184,11 +193,7 @@ def test_upload_in_the_browser_and_upload_an_edited_file_again(server, tmp_path)
         d.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
         return d.find_element(By.ID, "ingest-results").text
 
-    d = browser()
-    try:
-        d.get(server + "/")
-        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
-        d.find_element(By.XPATH, "//button[@role='tab'][contains(., '资料库')]").click()
+    with page(server, "资料库") as d:
         WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "ingest").is_displayed())
         assert "拖放文件到此处" in d.find_element(By.ID, "upload").text  # Gradio's own words too
         before = requests.get(server + "/api/stats", timeout=10).json()["articles"]
@@ -208,8 +213,6 @@ def test_upload_in_the_browser_and_upload_an_edited_file_again(server, tmp_path)
         d.find_element(By.ID, "delete").click()
         WebDriverWait(d, 30).until(lambda d: "没有 ID 为 no-such-id 的文章" in d.find_element(By.ID, "ingest-msg").text)
         assert "'" not in d.find_element(By.ID, "ingest-msg").text
-    finally:
-        d.quit()
 
 
 def test_with_a_token_the_browser_signs_in_once_and_then_uses_the_page(seed_index):
@@ -298,11 +301,7 @@ def test_briefing_chart_has_a_whole_legend_and_a_title_that_matches_its_bins(sam
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    d = browser()
-    try:
-        d.get(sample_server + "/")
-        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
-        d.find_element(By.XPATH, "//button[@role='tab'][contains(., '简报')]").click()
+    with page(sample_server, "简报") as d:
         WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "make-brief").is_displayed())
         # extractive is the only generator that can work on this server: there is nothing to choose
         assert not [e for e in d.find_elements(By.ID, "generator") if e.is_displayed()]
@@ -312,7 +311,7 @@ def test_briefing_chart_has_a_whole_legend_and_a_title_that_matches_its_bins(sam
         assert "每周文章数" in chart.text and "周（周一）" in chart.text
         ticks = [t.text for t in chart.find_elements(By.CSS_SELECTOR, ".role-axis-label text") if "-" in t.text]
         assert ticks and all(dt.date.fromisoformat(t).weekday() == 0 for t in ticks)
-        keys = legend_keys(d, "brief-legend")
+        keys = legend_keys(d, "brief-chart-legend")
         brief = d.find_element(By.ID, "brief").text
         assert len(keys) >= 2 and all(name.split(". ", 1)[1] in brief for name, _ in keys)  # the themes, whole
         assert len({c for _, c in keys}) == len(keys)
@@ -323,25 +322,19 @@ def test_briefing_chart_has_a_whole_legend_and_a_title_that_matches_its_bins(sam
 
         make_brief(d, "火星探测器着陆", "2024-01-01", "2024-06-30")  # nothing matches: no chart, no old legend
         assert not [e for e in d.find_elements(By.ID, "brief-chart") if e.is_displayed()]
-        assert not d.find_elements(By.CSS_SELECTOR, "#brief-legend .nr-key")
+        assert not d.find_elements(By.CSS_SELECTOR, "#brief-chart-legend .nr-key")
 
         make_brief(d, "", "2024-06-01", "2024-01-01")
         error = d.find_element(By.ID, "brief-error").text
         assert "起始日期晚于结束日期" in error and "start date is after the end date" in error
         assert "NaN" not in d.page_source
-    finally:
-        d.quit()
 
 
 def test_archive_tab_speaks_chinese_and_merges_sources_across_scripts(sample_server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    d = browser()
-    try:
-        d.get(sample_server + "/")
-        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
-        d.find_element(By.XPATH, "//button[@role='tab'][contains(., '资料库')]").click()
+    with page(sample_server, "资料库") as d:
         WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#coverage-legend .nr-key"))
         time.sleep(1.5)
         rows = d.find_elements(By.CSS_SELECTOR, "#stats tr")
@@ -361,8 +354,6 @@ def test_archive_tab_speaks_chinese_and_merges_sources_across_scripts(sample_ser
         d.find_element(By.CSS_SELECTOR, "#ask-source input").click()
         options = WebDriverWait(d, 30).until(lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, "[role='option']")])
         assert "临江晚报" in options and "臨江晚報" not in options
-    finally:
-        d.quit()
 
 
 def test_a_first_start_serves_the_sample_read_only_and_says_so(sample_index, tmp_path):
@@ -375,17 +366,11 @@ def test_a_first_start_serves_the_sample_read_only_and_says_so(sample_index, tmp
         assert requests.get(url + "/api/stats", timeout=10).json()["articles"] == 21
         r = requests.post(url + "/api/articles", json={"records": [{"text": "青溪图书馆每晚开放至21时。"}]}, timeout=30)
         assert r.status_code >= 400 and "read-only" in r.json()["detail"]
-        d = browser()
-        try:
-            d.get(url + "/")
-            WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+        with page(url, "资料库") as d:
             info = d.find_element(By.ID, "index-info").text
             assert "indexes/sample" in info and "只读" in info and "--index indexes/news" in info
-            d.find_element(By.XPATH, "//button[@role='tab'][contains(., '资料库')]").click()
             WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "refresh").is_displayed())
             assert not [e for e in d.find_elements(By.CSS_SELECTOR, "#upload, #ingest, #delete") if e.is_displayed()]
-        finally:
-            d.quit()
     assert not (tmp_path / "indexes" / "news").exists()
 
 

@@ -309,6 +309,13 @@ def generators(settings) -> list[tuple[str, str]]:
     return choices
 
 
+def _bar_plot(x: str, color: str, label: str, elem_id: str, **kw) -> tuple[gr.BarPlot, gr.HTML]:
+    """A plot of articles per ``x`` stacked by ``color``, and below it its legend (see chart())."""
+    plot = gr.BarPlot(x=x, y="articles", color=color, colors_in_legend=[], height=260, label=label, show_label=True,
+                      elem_id=elem_id, **kw)
+    return plot, gr.HTML(elem_id=f"{elem_id}-legend")
+
+
 class _Labels:
     """The language registry: every component whose words follow the switch, with the TEXT
     key it shows, and every view drawn in the chosen language (redrawn when it changes)."""
@@ -414,9 +421,7 @@ def _brief_tab(archive: Archive, say: _Labels, lang: gr.Radio) -> None:
                                      elem_id="generator"), "generator")
         brief_btn = say(gr.Button(zh["make_brief"], variant="primary", elem_id="make-brief"), "make_brief", "value")
         brief_error = gr.HTML(elem_id="brief-error")
-        plot = gr.BarPlot(x="date", y="articles", color="theme", colors_in_legend=[], height=260, visible=False,
-                          label=zh["chart_day"], show_label=True, elem_id="brief-chart")
-        legend = gr.HTML(elem_id="brief-legend")
+        plot, legend = _bar_plot("date", "theme", zh["chart_day"], "brief-chart", visible=False)
         download = say(gr.File(label=zh["download"], visible=False), "download")
         brief_md = gr.Markdown(elem_id="brief")
         shown = gr.State(None)
@@ -495,9 +500,7 @@ def _archive_tab(archive: Archive, ui: gr.Blocks, say: _Labels, lang: gr.Radio, 
                 say(gr.Markdown(f"### {zh['stats']}"), "stats", "h3")
                 stats = gr.HTML(elem_id="stats")
             with gr.Column():
-                coverage = gr.BarPlot(x="month", y="articles", color="source", colors_in_legend=[], height=260,
-                                      label=zh["coverage"], show_label=True, elem_id="coverage")
-                legend = gr.HTML(elem_id="coverage-legend")
+                coverage, legend = _bar_plot("month", "source", zh["coverage"], "coverage")
         report = gr.State(None)
     shown = [articles, stats, coverage, legend, source_filter]
     files.upload(check, files, ingest_msg)

@@ -150,9 +150,9 @@ def test_english_toggle_redraws_what_is_shown_and_errors_in_the_page(server):
         d.find_element(By.CSS_SELECTOR, "#ask").click()
         WebDriverWait(d, 90).until(lambda d: "日期不详" in d.find_element(By.ID, "sources").text)
         d.find_element(By.XPATH, "//label[contains(., 'English')]").click()
-        WebDriverWait(d, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#ask").text == "Ask")
+        WebDriverWait(d, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#ask").text == "Ask")
         # the answer already shown is drawn again in English: its cards too
-        WebDriverWait(d, 30).until(lambda d: "undated" in d.find_element(By.ID, "sources").text)
+        WebDriverWait(d, 60).until(lambda d: "undated" in d.find_element(By.ID, "sources").text)
         assert "日期不详" not in d.find_element(By.ID, "sources").text
         assert d.find_element(By.ID, "index-info").text.startswith("Index")
         # an invalid date is explained in the page, in both languages, with no traceback

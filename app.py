@@ -2,7 +2,8 @@
 
     python app.py [--index DIR] [--host 127.0.0.1] [--port 7860] [--auth user:pass] [--token T]
 
-The same as `newsrag serve`. With no index yet, it opens on the bundled sample archive.
+The same as `newsrag serve`. With no index of your own yet it serves the bundled sample
+archive read-only (the page says so); `--index indexes/news` starts your own.
 """
 import sys
 

@@ -66,6 +66,39 @@ def test_filters_apply_inside_retrieval(sample_index):
         assert a.search("青溪", since="2030-01-01") == []
 
 
+def test_a_source_is_one_source_in_either_script(sample_index):
+    """临江晚报 and 臨江晚報 are one source: counted, charted and shown once, in the spelling most of its
+    articles use, and a filter in either spelling finds the articles of both."""
+    from newsrag.text import normalize
+
+    with Archive.open(sample_index) as a:
+        spellings = [r["source"] for r in a.list_articles() if normalize(r["source"]) == normalize("临江晚报")]
+        assert set(spellings) == {"临江晚报", "臨江晚報"}
+        most = max(sorted(set(spellings)), key=spellings.count)
+        sources = a.stats()["sources"]
+        assert sources[most] == len(spellings)
+        assert not ({"临江晚报", "臨江晚報"} - {most}) & set(sources)
+        assert sum(sources.values()) == a.stats()["articles"]
+        months = a.coverage()
+        assert not ({"临江晚报", "臨江晚報"} - {most}) & {m["source"] for m in months}
+        assert sum(m["articles"] for m in months if m["source"] == most) == len(spellings)
+        assert len({(m["month"], m["source"]) for m in months}) == len(months)
+        for asked in ("临江晚报", "臨江晚報"):
+            found = {h.source for h in a.search("青溪", k=20, source=asked)}
+            assert found == {"临江晚报", "臨江晚報"}
+            brief = a.brief(source=asked)
+            assert brief.articles + brief.duplicates_folded == len(spellings)
+
+
+def test_a_period_that_ends_before_it_begins_is_an_error(sample_index):
+    with Archive.open(sample_index) as a:
+        for call in (lambda: a.search("地铁", since="2024-06-01", until="2024-01-01"),
+                     lambda: a.ask("地铁什么时候开通？", since="2024-06-01", until="2024-01-01"),
+                     lambda: a.brief(since="2024-06-01", until="2024-01-01")):
+            with pytest.raises(ValueError, match=r"since \(2024-06-01\) is after until \(2024-01-01\)"):
+                call()
+
+
 def test_changed_article_replaces_its_chunks(tmp_path, records_file):
     with Archive.open(tmp_path / "idx") as a:
         a.ingest([records_file])

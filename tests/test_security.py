@@ -109,8 +109,8 @@ def test_gradio_calls_work_with_the_token(locked):
         r = requests.post(f"{locked}/gradio_api/call/{api_name}", json={"data": [None]}, timeout=TIMEOUT)
         assert_error(r, 401)
     path = upload(locked, "lantern.txt", "青溪灯谜会\n青溪灯谜会本周六在文化广场举行，共有灯谜三千条。".encode(), BEARER)
-    table, message, *_ = gradio_call(locked, "ingest", [[file_data(path)]], BEARER)
-    assert "1 added" in message and table["data"][0][0] == "upload:lantern.txt"
+    table, message, *_ = gradio_call(locked, "ingest", [[file_data(path)], "", "中文"], BEARER)
+    assert "新增 1 篇" in message and table["value"]["data"][0][0] == "upload:lantern.txt"  # shown, in Chinese
 
 
 def test_a_browser_signs_in_once_and_carries_a_cookie(locked):
@@ -155,7 +155,7 @@ def test_the_ui_does_not_ingest_a_file_named_by_path(open_server, archive, tmp_p
     before = requests.get(open_server + "/healthz", timeout=TIMEOUT).json()["articles"]
     climbing = os.path.join(gr.utils.get_upload_folder(), os.path.relpath(secret, gr.utils.get_upload_folder()))
     for path in (str(secret), str(planted), climbing):
-        table, message, *_ = gradio_call(open_server, "ingest", [[file_data(path)]])
+        table, message, *_ = gradio_call(open_server, "ingest", [[file_data(path)], "", "中文"])
         assert not (table or {}).get("data")  # no per-file results: nothing was read
         assert "只能导入通过本页面上传的文件" in message and "uploaded through this page" in message
     shutil.rmtree(planted.parent)
@@ -166,7 +166,7 @@ def test_the_ui_does_not_ingest_a_file_named_by_path(open_server, archive, tmp_p
 def test_the_ui_applies_the_upload_bounds(open_server, monkeypatch):
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
     path = upload(open_server, "long.txt", ("长文\n" + "青溪" * 1000).encode())
-    table, message, *_ = gradio_call(open_server, "ingest", [[file_data(path)]])
+    table, message, *_ = gradio_call(open_server, "ingest", [[file_data(path)], "", "中文"])
     assert not (table or {}).get("data") and "上传的文件太大" in message and "too large" in message
 
 

@@ -37,6 +37,7 @@ from .index.base import BackendError
 from .index.storage import FULL, StorageError
 from .articles import SUFFIXES, check_article_size, parse_date, parse_json
 from .auth import Policy, sign_in_routes
+from .dates import check_period
 from .generators import GenerationError, GeneratorError
 from .guard import LOOPBACK_NAMES, Guard
 from .summarize import MAX_MAX_CHARS, MAX_TEXT_CHARS, MIN_MAX_CHARS
@@ -85,8 +86,7 @@ class _Period(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.since and self.until and self.since > self.until:
-            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        check_period(self.since, self.until)
         return self
 
 
@@ -407,11 +407,11 @@ def _mount_ui(app: FastAPI, archive: Archive) -> FastAPI:
     try:
         import gradio as gr
 
-        from .ui import CSS, build_ui
+        from .ui import CSS, I18N, build_ui
     except (ImportError, AttributeError) as e:
         log.warning("no web UI (%s); serving the API only", e)
         return app
-    return gr.mount_gradio_app(app, build_ui(archive), path="/", css=CSS, max_file_size=MAX_UPLOAD_BYTES)
+    return gr.mount_gradio_app(app, build_ui(archive), path="/", css=CSS, max_file_size=MAX_UPLOAD_BYTES, i18n=I18N)
 
 
 def generator_status(exc: GeneratorError) -> int:

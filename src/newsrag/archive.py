@@ -33,7 +33,7 @@ from .answering import EVIDENCE_MIN, Answer
 from .articles import parse_date
 from .briefing import Briefing, n_themes
 from .briefing import build as build_briefing
-from .dates import question_period
+from .dates import check_period, question_period
 from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
 from .generators import Generator
 from .generators import from_settings as generator_from_settings
@@ -70,6 +70,13 @@ def _guarded(method):
         with storage_errors(self.root):
             return method(self, *args, **kwargs)
     return call
+
+
+def _period(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """``since`` and ``until`` as ISO dates; a ValueError when one is not a date or they are reversed."""
+    since, until = parse_date(since), parse_date(until)
+    check_period(since, until)
+    return since, until
 
 
 def _unwritable(root: Path) -> bool:
@@ -300,7 +307,7 @@ class Archive:
         from .answering import stream_answer
 
         today = parse_date(as_of) or dt.date.today().isoformat()
-        since, until = parse_date(since), parse_date(until)
+        since, until = _period(since, until)
         period = None
         if not (since or until):
             found = question_period(normalize(question), dt.date.fromisoformat(today))
@@ -343,7 +350,7 @@ class Archive:
               source: str | None = None, max_articles: int = 400,
               progress: bool | Progress | None = None) -> Briefing:
         """Themes with cited summaries and a timeline for a topic and/or a period."""
-        since, until = parse_date(since), parse_date(until)
+        since, until = _period(since, until)
         rows = self.store.articles_in(since, until, normalize(source) if source else None)
         canonical = [r for r in rows if r["canonical_id"] is None]
         folded = len(rows) - len(canonical)
@@ -369,8 +376,9 @@ class Archive:
     @_guarded
     def search(self, question: str, k: int = 10, since: str | None = None, until: str | None = None,
                source: str | None = None, mode: str = "hybrid", max_per_article: int = 1) -> list[Hit]:
-        return search(self.store, self._indexes(), self.embedder, question, k, since=parse_date(since),
-                      until=parse_date(until), source=source, mode=mode, max_per_article=max_per_article,
+        since, until = _period(since, until)
+        return search(self.store, self._indexes(), self.embedder, question, k, since=since, until=until,
+                      source=source, mode=mode, max_per_article=max_per_article,
                       reranker=self.reranker)
 
     @_guarded

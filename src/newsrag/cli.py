@@ -344,12 +344,15 @@ def cmd_serve(args) -> int:
 
     explicit = args.index or os.environ.get("NEWSRAG_INDEX")
     if not explicit and not Archive.exists(Settings.load().index):
-        # A first start with no archive of its own opens on the sample, so there is something to try.
+        # A first start with no archive of its own opens on the sample, so there is something to
+        # try; read-only, so nothing of the user's goes into it (the page says so, and how to
+        # start an archive of their own).
         args.index = "indexes/sample"
-        print(f"newsrag: no index yet; serving the sample archive from {args.index} "
-              f"(ingest your own with `newsrag ingest PATH`)", file=sys.stderr)
+        print(f"newsrag: no index yet; serving the bundled sample archive from {args.index}, read-only "
+              f"(for your own: `python app.py --index indexes/news`, or `newsrag ingest PATH`)", file=sys.stderr)
         with _open(args, create=True) as archive:
             archive.ingest([SAMPLE])
+        args.read_only = True
     auth = args.auth or os.environ.get("NEWSRAG_AUTH")
     if auth and ":" not in auth:
         raise ValueError("--auth takes user:password")

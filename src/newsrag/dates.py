@@ -128,3 +128,10 @@ def event_date(normalized_sentence: str, article_date: str | None) -> str | None
         return (monday + dt.timedelta(days=_WEEKDAYS[m["wd"]])).isoformat()
     except (ValueError, KeyError):
         return None
+
+
+def check_period(since: str | None, until: str | None) -> None:
+    """A ValueError when a period (ISO dates, either may be open) ends before it begins:
+    otherwise it would select nothing and say nothing about why."""
+    if since and until and since > until:
+        raise ValueError(f"since ({since}) is after until ({until})")

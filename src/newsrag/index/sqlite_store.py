@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -395,14 +396,28 @@ class SQLiteStore:
         """Newest first."""
         return self.db.execute("SELECT id, title, date, source, canonical_id FROM articles ORDER BY date DESC, id")
 
+    def sources(self) -> tuple[dict[str, str], Counter]:
+        """(normalized source -> its most frequent spelling, articles per normalized source):
+        临江晚报 and 臨江晚報 are one source, shown as most of its articles write it."""
+        names, counts = {}, Counter()
+        for norm, source, n in self.db.execute(
+                "SELECT source_norm, source, count(*) FROM articles GROUP BY source_norm, source "
+                "ORDER BY count(*) DESC, source"):
+            names.setdefault(norm, source)
+            counts[norm] += n
+        return names, counts
+
     def coverage(self) -> list[dict]:
-        return [dict(r) for r in self.db.execute(
-            "SELECT substr(date, 1, 7) AS month, source, count(*) AS articles FROM articles "
-            "WHERE date IS NOT NULL GROUP BY month, source ORDER BY month, source")]
+        """Articles per month and source (sources merged across scripts)."""
+        names, _ = self.sources()
+        return [{"month": month, "source": names[norm], "articles": n} for month, norm, n in self.db.execute(
+            "SELECT substr(date, 1, 7) AS month, source_norm, count(*) FROM articles "
+            "WHERE date IS NOT NULL GROUP BY month, source_norm ORDER BY month, source_norm")]
 
     def counts(self) -> dict:
         one = lambda q: self.db.execute(q).fetchone()[0]  # noqa: E731
         first, last = self.db.execute("SELECT min(date), max(date) FROM articles").fetchone()
+        names, per_source = self.sources()
         return {
             "articles": one("SELECT count(*) FROM articles"),
             "duplicates": one("SELECT count(*) FROM articles WHERE canonical_id IS NOT NULL"),
@@ -410,8 +425,7 @@ class SQLiteStore:
             "undated": one("SELECT count(*) FROM articles WHERE date IS NULL"),
             "first_date": first,
             "last_date": last,
-            "sources": {s or "(unknown)": n for s, n in self.db.execute(
-                "SELECT source, count(*) FROM articles GROUP BY source ORDER BY count(*) DESC")},
+            "sources": {names[norm] or "(unknown)": n for norm, n in per_source.most_common()},
         }
 
     def close(self) -> None:

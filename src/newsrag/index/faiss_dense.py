@@ -19,7 +19,8 @@ from .segments import Segment, SegmentedIndex, View
 HNSW_MIN_ROWS = 20_000  # below this a flat scan of a segment costs about what a graph search does
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200  # one 180k-row segment: recall@10 at efSearch 256 0.775 with 80, 0.907 with 200
-HNSW_EF_SEARCH = 256  # recall@10 against exact: 0.925 at 128, 0.968 at 256 (benchmarks/scale.py, 100k)
+HNSW_EF_SEARCH = 256  # recall@10 against exact at 1.12M chunks (six 200k-row graphs, efConstruction 200):
+#   0.943 at 128, 0.967 at 256, 0.979 at 384, 0.986 at 512 (benchmarks/scale.py)
 EXACT_BELOW = 4096  # rows passing a filter: below this, score them all exactly
 SAMPLE_ROWS = 1024  # per segment, for the spread of a query's similarities (fusion standardises by it)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import random
 import shutil
 import statistics
@@ -99,6 +100,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show", type=int, default=0, help="print this many answers")
     ap.add_argument("--previous", default="bde8212", help="the commit whose extractive generator runs beside")
+    ap.add_argument("--dump", help="write each question's answers (current and previous) to this JSONL file")
     args = ap.parse_args()
     data = Path(args.data)
     archive = build(data, Path(args.index))
@@ -109,6 +111,7 @@ def main() -> int:
     qs = read_jsonl(data / "antiterror_news_mrc" / "qa.jsonl")
     if args.questions and len(qs) > args.questions:
         qs = random.Random(args.seed).sample(qs, args.questions)
+    dump = open(args.dump, "w", encoding="utf-8") if args.dump else None
     rows = {"newsrag (extractive)": [], previous: [], "baseline: top hit, first 150 chars": []}
     latencies = {k: [] for k in rows}
     for i, q in enumerate(qs):
@@ -128,6 +131,10 @@ def main() -> int:
         base = hits[0].text[:150] if hits else ""
         latencies["baseline: top hit, first 150 chars"].append(time.perf_counter() - t0)
         rows["baseline: top hit, first 150 chars"].append(scored(q["answers"], base, base[:base.find("。") + 1]))
+        if dump:
+            dump.write(json.dumps({"question": q["question"], "gold": q["answers"], "answer": text,
+                                   "previous": old, "hit": rows["newsrag (extractive)"][-1][0],
+                                   "previous_hit": rows[previous][-1][0]}, ensure_ascii=False) + "\n")
         if i < args.show:
             print(f"\nQ: {q['question']}  gold: {q['answers']}\nA: {ans.text}")
     print(f"\n{len(qs)} questions from antiterror_news_mrc\n")

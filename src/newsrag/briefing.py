@@ -28,6 +28,7 @@ import numpy as np
 
 from .answering import TRUNCATED_MARK, Citation, cite, marked_text, scaffold_of
 from .dates import UNDATED, event_date
+from .extractive import opening
 from .generators import Generator, collect
 from .prompts import Passage
 from .text import normalize, sentence_spans, topic_words
@@ -91,7 +92,7 @@ class Briefing:
         """The period asked for, completed by the articles' own first and last dates."""
         since, until = self.since or self.first_date, self.until or self.last_date
         if not (since or until):
-            return UNDATED
+            return UNDATED if self.articles else "不限"
         return since if since == until else f"{since or '不限'} — {until or '不限'}"
 
     def to_markdown(self) -> str:
@@ -303,11 +304,14 @@ def build(articles: list[dict], vectors: np.ndarray, generator: Generator, *, to
         prominent = set(central[:TIMELINE_PER_THEME]) if g != -1 else set()
         for i in members:
             a = articles[i]
-            first = lead(a["text"], 1)
-            line = a["title"] if title_counts[a["title"]] == 1 else first[:80]
-            quote_start = 0 if line == first[:80] else -1
-            n = cites.add(Citation(0, a["id"], a["title"], a["date"], a["source"], line,
-                                   max(quote_start, 0), len(line) if quote_start == 0 else 0))
+            start, end = opening(a["text"])
+            first = a["text"][start:end]
+            if title_counts[a["title"]] == 1:  # the headline, which stands in no span of the text
+                line, start, end = a["title"], 0, 0
+            else:  # a recurring headline says nothing: the story's first words instead
+                line = first[:80]
+                end = start + len(line)
+            n = cites.add(Citation(0, a["id"], a["title"], a["date"], a["source"], line, start, end))
             entry = TimelineEntry(event_date(normalize(first), a["date"]) or a["date"], line, n)
             theme.timeline.append(entry)
             if i in prominent:

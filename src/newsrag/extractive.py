@@ -36,6 +36,8 @@ DENSE_CANDIDATES = 12
 TITLE_SHARE = 0.3
 # A sentence without the kind of words the question asks for keeps this share of its score.
 WRONG_KIND = 0.5
+# ... and so does one from a passage that has none of the question's words most passages share.
+OFF_TOPIC = 0.5
 # A further answer sentence must score at least this share of the best one: a
 # clear best match makes a short answer, evidence spread over several sentences a
 # longer one (up to the generator's answer_chars).
@@ -77,16 +79,20 @@ _FURNITURE = re.compile(
     r"|\d{4}\s*[年\-/.]\s*\d{1,2}\s*[月\-/.]\s*\d{1,2}\s*日?(?:\s*[\d:：]+)?(?:\s*(?:来源|來源)\s*[:：]?\s*\S{0,20}?)?"
     r")\s*[）)】\]]?\s*[。.]?$")
 # The same furniture opening a sentence of the story: 「本报讯（记者 孙立）本学期以来，…」,
-# 「青溪融媒讯 记者从…」, 「新华社北京3月1日电（记者 张三）…」. The story starts after it.
+# 「青溪融媒讯 记者从…」, 「新华社北京3月1日电（记者 张三）…」, 「央视网消息（新闻联播）：…」,
+# 「据青溪融媒消息，…」. The story starts after it.
 _LEADING_FURNITURE = re.compile(
     r"^(?:(?:本[报報]|[\u4e00-\u9fff]{2,8}?(?:网|網|融媒|[日晚早]?[报報]|社|台))(?:讯|訊)"
-    r"|[\u4e00-\u9fff]{2,8}?\d{1,2}月\d{1,2}日\s*(?:电|電))?\s*"
+    r"|[\u4e00-\u9fff]{2,8}?\d{1,2}月\d{1,2}日\s*(?:电|電)"
+    r"|[\u4e00-\u9fff]{2,10}?消息(?:[（(][^（）()]{0,12}[）)])?\s*[:：]|据[\u4e00-\u9fff]{2,10}?消息[，,])?\s*"
     r"(?:[（(【\[][^（）()【】\[\]]{0,8}?(?:记者|記者|通讯员|通訊員|实习生|實習生)[^（）()【】\[\]]{0,30}[）)】\]]\s*)?")
 
 
 def is_furniture(sentence: str) -> bool:
     """A byline or dateline standing alone."""
-    return bool(_FURNITURE.match(sentence.strip()))
+    sentence = sentence.strip()
+    lead = _LEADING_FURNITURE.match(sentence)
+    return bool(_FURNITURE.match(sentence)) or bool(lead and lead.end() == len(sentence) > 0)
 
 
 def story_start(sentence: str) -> int:
@@ -108,6 +114,15 @@ def split_passages(passages: list[Passage], min_chars: int = 6) -> list[Sentence
             if e - s >= min_chars and not _ATTRIBUTION.match(text) and not is_furniture(text):
                 out.append(Sentence(i, s, e, text, normalize(text)))
     return out
+
+
+def opening(text: str) -> tuple[int, int]:
+    """The span of an article's first sentence of story, past its bylines and datelines."""
+    for s, e in sentence_spans(text):
+        s += story_start(text[s:e])
+        if not is_furniture(text[s:e]):
+            return s, e
+    return 0, 0
 
 
 # What a question asks for, and the words an answer of that kind holds (both on simplified text).
@@ -172,6 +187,22 @@ def kind_factor(question_norm: str, sentences: list[Sentence], among: np.ndarray
         if not _has_form(kind, sentences[i].norm):
             out[i] = WRONG_KIND
     return out
+
+
+def topic_factor(query_norm: str, passages: list[Passage], sentences: list[Sentence]) -> np.ndarray:
+    """OFF_TOPIC for sentences of a passage that has none of the question's words that most
+    passages share, 1 for the others.
+
+    The words most retrieved passages share are what the question is about (「人才」 in
+    「会议关于人才政策作了什么决定」); rare words weigh more by IDF, so a passage that shares
+    only an incidental one (「会议」 in a report on schools) would otherwise lead the answer.
+    """
+    q = bigrams(_QUESTION_WORDS.sub(" ", query_norm))
+    held = [q & bigrams(normalize(p.title + "\n" + p.text)) for p in passages]
+    topic = {g for g in q if sum(g in h for h in held) * 2 > len(passages)}
+    if not topic:
+        return np.ones(len(sentences))
+    return np.array([1.0 if held[s.passage] & topic else OFF_TOPIC for s in sentences])
 
 
 def _idf(sentences: list[Sentence]) -> dict[str, float]:
@@ -298,22 +329,23 @@ class ExtractiveGenerator:
 
     def score(self, query: str, passages: list[Passage], sentences: list[Sentence]) -> np.ndarray:
         qn = normalize(query)
-        titles = {i: normalize(p.title) for i, p in enumerate(passages)}
+        titles = [normalize(p.title) for p in passages]
         lex = lexical_scores(qn, sentences, [titles[s.passage] for s in sentences])
         prior = np.array([1.0 / (1.0 + 0.5 * s.passage) for s in sentences])
         scores = 0.6 * lex + 0.15 * prior
         # Only the lexical front-runners are worth the slower checks (dense, part of speech):
         # the rest keep their lexical score.
-        top = np.argsort(-scores)[:DENSE_CANDIDATES]
         if self.embedder is not None and sentences:
             # Embedding sentences is the slow part on a CPU.
+            top = np.argsort(-scores)[:DENSE_CANDIDATES]
             q = self.embedder.embed_query(qn)
             dense = self.embedder.embed_passages([sentences[i].norm for i in top]) @ q
             # e5 cosines sit in a narrow band: only their spread is informative.
             spread = (dense - dense.mean()) / (dense.std() + 1e-6)
             scores = scores.copy()
             scores[top] += 0.08 * spread
-        scores = scores * kind_factor(qn, sentences, np.argsort(-scores)[:3 * DENSE_CANDIDATES])
+        scores = scores * kind_factor(qn, sentences, np.argsort(-scores)[:3 * DENSE_CANDIDATES]) \
+            * topic_factor(qn, passages, sentences)
         for s, v in zip(sentences, scores):
             s.score = float(v)
         return scores
@@ -340,8 +372,7 @@ class ExtractiveGenerator:
         # The best sentence opens the answer, with the sentences it needs around it in
         # the order they were written; then the rest, article by article (best first),
         # each article's sentences as written.
-        home = _place(sentences[best], passages)[0]
-        lead = [i for i in chosen if i == best or (i in around and _place(sentences[i], passages)[0] == home)]
+        lead = [best] + [i for i in around if i in picked]
         rest = [i for i in chosen if i not in lead]
         strength: dict[str, float] = {}
         for i in rest:

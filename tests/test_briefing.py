@@ -123,3 +123,9 @@ def test_ask_cli_json(sample_index, capsys):
     assert main(["ask", "青溪区对A类人才最高资助多少？", "--index", str(sample_index), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert "500万元" in data["text"] and data["citations"][0]["article_id"]
+
+
+def test_a_topic_with_no_narrower_theme_is_one_theme(sample_index):
+    with Archive.open(sample_index) as a:
+        b = a.brief("龙舟")  # one story: summarised, not left alone under 其他
+        assert b.articles == 1 and len(b.themes) == 1 and not b.themes[0].other and b.themes[0].summary

@@ -281,6 +281,9 @@ def build(articles: list[dict], vectors: np.ndarray, generator: Generator, *, to
     brief.first_date, brief.last_date = (dates[0], dates[-1]) if dates else (None, None)
     bags = bags_of(articles)
     labels = themes_of(articles, vectors, method, bags)
+    if (labels == -1).all() and (topic or len(articles) == 1):
+        # Nothing narrower holds together: the articles of a topic (or a lone story) are one theme.
+        labels[:] = 0
     sets = [set(b) for b in bags]
     title_counts = Counter(a["title"] for a in articles)
     cites = _Citations()

@@ -3,7 +3,7 @@ import json
 
 from newsrag import Archive
 from newsrag.answering import NO_EVIDENCE, NO_EVIDENCE_TRAD, cite, has_evidence
-from newsrag.extractive import ExtractiveGenerator
+from newsrag.extractive import ExtractiveGenerator, is_furniture, split_passages
 from newsrag.prompts import Passage
 from newsrag.text import sentences
 
@@ -167,3 +167,73 @@ def test_no_evidence_comes_from_retrieval_and_never_calls_the_generator(sample_i
         a._generator = Spy()
         ans = a.ask("火星基地什么时候建成？")
     assert ans.no_evidence and Spy.calls == 0
+
+
+# -- what the answer leads with, and what it never quotes
+
+def _first(question, passages):
+    return ExtractiveGenerator().select(question, passages, 250, 4)[0].text
+
+
+def test_a_when_question_leads_with_the_sentence_that_says_when():
+    bus = Passage(1, "bus", "青溪区开通3条微循环公交线路", "2024-04-25", "乙报",
+                  "地铁5号线青溪段开通前，交通部门将同步调整11条常规公交线路。地铁开通后，三条微循环公交也将延伸至地铁站。")
+    metro = Passage(2, "metro", "地铁5号线青溪段实现全线轨通", "2024-01-26", "甲报",
+                    "青溪段全长14.6公里，共设车站9座。5号线青溪段将于今年6月开展空载试运行，年底前具备开通运营条件。")
+    assert "年底前" in _first("地铁什么时候开通？", [bus, metro])
+    # the same sentences, asked what changes for buses: no time is wanted, the bus sentence leads
+    assert "公交线路" in _first("地铁开通对公交线路有什么影响？", [bus, metro])
+
+
+def test_how_many_and_who_questions_lead_with_a_number_and_a_name():
+    first = Passage(1, "a", "北岭发射导弹", "2024-01-08", "甲报", "北岭国防军向边境军事基地发射导弹的情况引发各方关注。")
+    count = Passage(2, "b", "边境通报", "2024-01-09", "乙报", "据边境军事基地统计，北岭国防军共发射导弹三十六枚。")
+    who = Passage(2, "c", "边境通报", "2024-01-09", "乙报", "边境军事基地指挥官周立群通报了北岭国防军发射导弹的情况。")
+    assert "三十六枚" in _first("北岭国防军向军事基地发射了多少枚导弹？", [first, count])
+    assert "周立群" in _first("谁通报了北岭国防军向军事基地发射导弹的情况？", [first, who])
+    # asked for neither, the first-ranked passage's sentence leads
+    assert _first("北岭国防军向军事基地发射导弹的情况", [first, count]).startswith("北岭国防军")
+
+
+def test_bylines_and_datelines_are_never_evidence():
+    text = ("本报讯（记者 孙立）本学期以来，青溪区42所学校全部提供课后服务，参与率为93.6%。\n"
+            "会议还提出，全区计划公开招聘教师320名。\n（记者 周敏）\n新华社北京3月1日电\n编辑：赵雪")
+    p = [Passage(1, "a", "青溪区课后服务全覆盖", "2024-03-28", "临江日报", text)]
+    texts = [s.text for s in split_passages(p)]
+    assert texts[0].startswith("本学期以来")  # the story, without its byline
+    assert not any("周敏" in t or "新华社" in t or "赵雪" in t for t in texts)
+    ans = cite("课后服务", "本学期以来，青溪区42所学校全部提供课后服务，参与率为93.6%。（记者 周敏）", p)
+    assert [s.supported for s in ans.sentences] == [True, False]
+    assert ans.citations[0].quote.startswith("本学期以来") and text[ans.citations[0].start:].startswith("本学期")
+
+
+def test_one_citation_per_passage_of_an_article():
+    text = ("青溪区博物馆新馆今天开馆。新馆建筑面积1.86万平方米，总投资4.5亿元。镇馆之宝首次向公众展出。"
+            + "观众需提前预约参观。" * 30 + "每周一闭馆。新馆建筑面积1.86万平方米，总投资约4.5亿元。")
+    other = "南港市气象台预计，今年雨季将提前到来。"
+    p = [Passage(1, "a", "博物馆开馆", "2024-05-18", "甲报", text), Passage(2, "b", "雨季", "2024-05-18", "乙报", other)]
+    written = "青溪区博物馆新馆今天开馆。新馆建筑面积1.86万平方米，总投资4.5亿元。每周一闭馆。南港市气象台预计，今年雨季将提前到来。"
+    ans = cite("博物馆", written, p)
+    # neighbours share a card whose quote spans both; the far sentence has its own; the other article its own
+    assert [s.citations for s in ans.sentences] == [[1], [1], [2], [3]]
+    first = ans.citations[0]
+    assert first.quote == "青溪区博物馆新馆今天开馆。新馆建筑面积1.86万平方米，总投资4.5亿元。"
+    assert text[first.start:first.end] == first.quote
+    # almost the same words again far away in the article: the card that already shows them
+    both = cite("博物馆", "新馆建筑面积1.86万平方米，总投资4.5亿元。每周一闭馆。新馆建筑面积1.86万平方米，总投资约4.5亿元。", p)
+    assert [s.citations for s in both.sentences] == [[1], [2], [1]]
+
+
+def test_sample_answers_lead_with_the_answer_and_cite_no_furniture(sample_index):
+    with Archive.open(sample_index) as a:
+        metro = a.ask("地铁什么时候开通？")
+        assert "年底前" in metro.sentences[0].text
+        talent = a.ask("會議關於人才政策作了什麼決定？")
+        assert "人才" in talent.sentences[0].text
+        for ans in (metro, talent):
+            assert all(s.supported for s in ans.sentences)
+            assert not any(is_furniture(c.quote) or "记者" in c.quote or "記者" in c.quote for c in ans.citations)
+            # no two cards of one article show the same passage
+            spans = sorted((c.article_id, c.start, c.end) for c in ans.citations)
+            for (a1, s1, e1), (a2, s2, e2) in zip(spans, spans[1:]):
+                assert a1 != a2 or s2 - e1 > 90, (a1, s1, e1, s2, e2)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 from .dates import event_date
-from .extractive import Sentence, bigrams, split_passages
+from .extractive import Sentence, bigrams, is_furniture, split_passages
 from .generators import Finish, GenerationError, Generator
 from .prompts import Passage
 from .text import coverage, normalize, sentence_spans, to_simplified, tokens
@@ -33,17 +33,13 @@ _MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*(?:\d+\s*[,，、]?\s*)+[\]］】]
 _FENCE_TAG = re.compile(r"[<＜]\s*/?\s*[资資]料[^>＞\n]*(?:[>＞]|$)", re.M)
 # Labels only the prompt writes (「标题：」, 「编号=1」).
 _PROMPT_LABEL = re.compile(r"^\W*(?:标题|標題|问题|問題|主题|主題|时间范围|時間範圍)\s*[:：]|(?:编号|編號|日期)\s*=")
-# A byline (「本報記者 梁振宇」, 「（記者 林雨桐）」) or a dateline (「新华社北京3月1日电」,
-# 「2024年3月12日 来源：臨江日報」) standing alone: page furniture, never an answer.
-_FURNITURE = re.compile(
-    r"^[（(【\[]?\s*(?:"
-    r"[\u4e00-\u9fff]{0,6}(?:记者|記者|通讯员|通訊員|编辑|編輯|责编|責編|撰稿|摄影|攝影|作者|来源|來源|稿源)"
-    r"\s*[:：]?\s*[\w·•、 ]{0,24}?(?:报道|報道)?"
-    r"|[\u4e00-\u9fff]{0,8}?\d{1,2}月\d{1,2}日\s*(?:电|電|讯|訊)"
-    r"|\d{4}\s*[年\-/.]\s*\d{1,2}\s*[月\-/.]\s*\d{1,2}\s*日?(?:\s*[\d:：]+)?(?:\s*(?:来源|來源)\s*[:：]?\s*\S{0,20}?)?"
-    r")\s*[）)】\]]?\s*[。.]?$")
 SCAFFOLD_MIN = 0.8  # share of a sentence's bigrams found in the prompt's scaffolding that marks it a copy
 TRUNCATED_MARK = "……〔回答达到长度上限，已截断 · cut off at max_new_tokens〕"
+# Two quoted spans of one article this close are one passage to a reader (a source card
+# shows this much around its quote): they share one citation, its span covering both.
+MERGE_GAP = 90
+MERGE_MAX = 400  # ... unless the joined quote would be longer than this
+NEAR_SAME = 0.8  # bigram overlap at which two quotes of one article say the same thing
 
 
 @dataclass
@@ -131,11 +127,6 @@ def marked_text(sentences: list[AnswerSentence], number=lambda n: n) -> str:
                    for s in sentences)
 
 
-def is_furniture(sentence: str) -> bool:
-    """A byline or dateline standing alone."""
-    return bool(_FURNITURE.match(sentence.strip()))
-
-
 def _copy_of_prompt(sentence: str, norm: str, share: float, verbatim: bool, scaffold_grams: set[str]) -> str:
     """Why a sentence is only a copy of the prompt or of page furniture ("" when it is not)."""
     if is_furniture(sentence):
@@ -152,16 +143,60 @@ def _copy_of_prompt(sentence: str, norm: str, share: float, verbatim: bool, scaf
     return ""
 
 
+def _article_span(passages: list[Passage], article_id: str, start: int, end: int) -> str | None:
+    """The article's clean text from ``start`` to ``end``, when the passages at hand hold all of it."""
+    out, at = [], start
+    for p in sorted((p for p in passages if p.article_id == article_id), key=lambda p: p.start):
+        if p.start <= at < p.start + len(p.text):
+            piece = p.text[at - p.start:end - p.start]
+            out.append(piece)
+            at += len(piece)
+            if at >= end:
+                return "".join(out)
+    return None
+
+
+def _same_passage(c: Citation, start: int, end: int, quote_norm: str) -> bool:
+    """Whether a new quote of c's article belongs on c's card: next to it, or saying the same."""
+    if max(c.end, end) - min(c.start, start) <= MERGE_MAX and \
+            max(c.start, start) - min(c.end, end) <= MERGE_GAP:
+        return True
+    a, b = bigrams(normalize(c.quote)), bigrams(quote_norm)
+    return bool(a and b) and len(a & b) / len(a | b) >= NEAR_SAME
+
+
+def _add_citation(citations: list[Citation], passages: list[Passage], src: Sentence) -> int:
+    """The number of the citation that quotes ``src``: one already made for that passage of
+    its article (widened to cover it), or a new one."""
+    p = passages[src.passage]
+    start, end = p.start + src.start, p.start + src.end
+    for c in citations:
+        if c.article_id != p.article_id or not _same_passage(c, start, end, src.norm):
+            continue
+        if c.start <= start and end <= c.end:
+            return c.n
+        a, b = min(c.start, start), max(c.end, end)
+        joined = _article_span(passages, c.article_id, a, b) if b - a <= MERGE_MAX else None
+        if joined is not None:
+            c.start, c.end, c.quote = a, b, joined
+            c.event_date = c.event_date or event_date(src.norm, p.date)
+        return c.n  # a near-repeat far away keeps the card it has
+    citations.append(Citation(len(citations) + 1, p.article_id, p.title, p.date, p.source, src.text, start, end,
+                              event_date(src.norm, p.date)))
+    return len(citations)
+
+
 def cite(question: str, text: str, passages: list[Passage], generator: str = "", period: dict | None = None,
          scaffold: str = "") -> Answer:
     """Split generated text into sentences and trace each one to a passage sentence.
 
+    Sentences resting on one passage of an article (the same sentence, its neighbours)
+    share one citation, so a reader sees each passage once.
     ``scaffold``: the prompt without the articles' text (prompts.scaffold); the question by default.
     """
-    candidates = [c for c in split_passages(passages, min_chars=2) if not is_furniture(c.text)]
+    candidates = split_passages(passages, min_chars=2)  # bylines and datelines are left out there
     scaffold_grams = bigrams(normalize(scaffold or question))
     answer = Answer(question, "", period=period, generator=generator)
-    numbers: dict[tuple[str, int], int] = {}
     clean = _FENCE_TAG.sub("", _MODEL_MARKERS.sub("", text)).strip()
     for a, b in sentence_spans(clean):
         sent = clean[a:b]
@@ -173,14 +208,8 @@ def cite(question: str, text: str, passages: list[Passage], generator: str = "",
         if flag or src is None or share < SUPPORT_MIN:
             answer.sentences.append(AnswerSentence(sent, [], False, flag or "no source"))
             continue
-        p = passages[src.passage]
-        key = (p.article_id, p.start + src.start)
-        if key not in numbers:
-            numbers[key] = len(answer.citations) + 1
-            answer.citations.append(Citation(
-                numbers[key], p.article_id, p.title, p.date, p.source, src.text, p.start + src.start,
-                p.start + src.end, event_date(src.norm, p.date)))
-        answer.sentences.append(AnswerSentence(sent, [numbers[key]], True))
+        n = _add_citation(answer.citations, passages, src)
+        answer.sentences.append(AnswerSentence(sent, [n], True))
     answer.text = marked_text(answer.sentences)
     return answer
 

@@ -232,6 +232,8 @@ class ThemeOut(_Out):
     last_date: str | None
     timeline: list[TimelineEntryOut]
     truncated: bool = False
+    keywords: list[str] = []
+    other: bool = False  # 「其他」: the stories that fit no theme (no summary, no keywords)
 
 
 class BriefingOut(_Out):
@@ -245,6 +247,9 @@ class BriefingOut(_Out):
     duplicates_folded: int
     generator: str
     seconds: float
+    coherence: float | None = None
+    first_date: str | None = None
+    last_date: str | None = None
 
 
 class MarkdownOut(BaseModel):

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from . import consistency
 from .answering import EVIDENCE_MIN, Answer
 from .articles import parse_date
-from .briefing import Briefing, n_themes
+from .briefing import MAX_THEMES, Briefing
 from .briefing import build as build_briefing
 from .dates import check_period, question_period
 from .embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
@@ -348,12 +348,14 @@ class Archive:
     @_guarded
     def brief(self, topic: str = "", since: str | None = None, until: str | None = None,
               source: str | None = None, max_articles: int = 400,
-              progress: bool | Progress | None = None) -> Briefing:
-        """Themes with cited summaries and a timeline for a topic and/or a period."""
+              progress: bool | Progress | None = None, method: str = "agglomerative") -> Briefing:
+        """Themes with cited summaries and a timeline for a topic and/or a period.
+
+        ``method``: how articles are grouped into themes (briefing.METHODS; ``kmeans`` is the
+        previous clustering, kept for comparison)."""
         since, until = _period(since, until)
         rows = self.store.articles_in(since, until, normalize(source) if source else None)
         canonical = [r for r in rows if r["canonical_id"] is None]
-        folded = len(rows) - len(canonical)
         if topic:
             hits = search(self.store, self._indexes(), self.embedder, topic, k=max_articles, since=since,
                           until=until, source=source, candidates=max_articles)
@@ -362,12 +364,15 @@ class Archive:
             canonical = [r for r in canonical if r["id"] in found
                          and coverage(topic, r["title"] + "\n" + r["text"]) >= EVIDENCE_MIN]
         canonical = canonical[:max_articles]
+        kept = {r["id"] for r in canonical}
+        folded = sum(1 for r in rows if r["canonical_id"] in kept)  # copies of the articles briefed
         arts = [dict(r) for r in canonical]
         vectors = self.store.article_vectors([a["id"] for a in arts], self.store.manifest["dim"])
-        bar = Bar(progress, n_themes(len(arts)) if arts else 0, "briefing", unit="theme")
+        bar = Bar(progress, min(len(arts), MAX_THEMES + 1), "briefing", unit="theme")  # at most, with OTHER
         try:
             return build_briefing(arts, vectors, self.generator, topic=topic, since=since, until=until,
-                                  duplicates_folded=folded, progress=lambda done, total, note: bar.advance(1, note))
+                                  duplicates_folded=folded, progress=lambda done, total, note: bar.advance(1, note),
+                                  method=method)
         finally:
             bar.close()
 

@@ -187,6 +187,24 @@ def plural(n: int, noun: str, plural_form: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
 
 
+_NUMERIC = re.compile(r"^[\d.,%％]+$|^[零〇一二两三四五六七八九十百千万亿]+$")
+# Parts of speech that name what a text is about: nouns (people, places, organisations, other
+# proper nouns), verbal nouns (「分类」「投放」), idioms and abbreviations, Latin words.
+_CONTENT_POS = ("n", "vn", "eng", "i", "j", "l")
+
+
+def topic_words(normalized: str) -> list[str]:
+    """The content words of already-normalized text, as keywords name a topic: jieba's
+    nouns, verbal nouns and set phrases of two characters or more (no verbs such as
+    「表示」, no bare numbers), without the overlapping sub-words of tokens()."""
+    _jieba()  # initialised quietly
+    import jieba.posseg
+
+    return [p.word for p in jieba.posseg.cut(normalized)
+            if len(p.word) > 1 and p.flag.startswith(_CONTENT_POS) and p.word not in _STOPWORDS
+            and not _NUMERIC.match(p.word)]
+
+
 def coverage(query: str, text: str) -> float:
     """Share of the query's search tokens that occur in ``text`` (both raw, any script)."""
     # Single characters (「名」「较」) are too common to show that a text is about the query.

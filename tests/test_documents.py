@@ -304,8 +304,8 @@ def test_api_upload_of_pdf_docx_and_a_zip_of_them(open_server, documents_dir):
 
 def test_the_ui_ingests_pdf_and_docx_and_says_what_it_left_out(open_server, documents_dir):
     paths = [upload(open_server, p.name, p.read_bytes()) for p in sorted(documents_dir.iterdir())]
-    table, *_ = gradio_call(open_server, "ingest", [[file_data(p) for p in paths]])
-    rows = {row[0]: row for row in table["data"]}  # file, status, title, reason
+    update, *_ = gradio_call(open_server, "ingest", [[file_data(p) for p in paths], "", "English"])  # raw statuses
+    rows = {row[0]: row for row in update["value"]["data"]}  # file, status, title, reason
     assert rows["upload:library.pdf"][2] == TITLE and rows["upload:library.pdf"][1] in ("added", "skipped")
     assert rows["upload:museum.docx"][2] == MUSEUM
     assert rows["upload:scan.pdf"][1] == "failed" and "no text layer" in rows["upload:scan.pdf"][3]

@@ -203,3 +203,21 @@ def test_ids_lists_each_live_chunk_and_reset_forgets_everything(backend):
         assert sorted(index.ids().tolist()) == [1, 2, 3, 4, 5] and index.saved_generation() == 3
     idx = backend()  # reopened: the reset state was saved
     assert all(sorted(i.ids().tolist()) == [1, 2, 3, 4, 5] for i in idx.values())
+
+
+def test_searches_report_the_spread_of_their_scores_over_the_allowed_chunks(backend):
+    """Fusion standardises each retriever by its spread over every chunk the filter allows, not
+    over its few candidates: each backend reports it (the dense one here from all 400 vectors)."""
+    idx = backend()
+    recs = [record(i, date="2024-05-01" if i % 10 == 0 else "2023-01-01") for i in range(1, 401)]
+    apply_all(idx, [(recs, [], 1)])
+    q = Query("", ["w1", "w2", "w3"], recs[0].vector)
+    for index in idx.values():
+        ranked = index.search(q, 10)
+        assert ranked.std > 0 and ranked.mean < ranked.scores[-1]  # the mean of all, not of the top 10
+    sims = np.array([r.vector @ q.vector for r in recs])
+    dense = idx["dense"].search(q, 10)
+    assert abs(dense.mean - sims.mean()) < 1e-3 and abs(dense.std - sims.std()) < 1e-3
+    in_may = np.array([r.vector @ q.vector for r in recs if r.date == "2024-05-01"])
+    may = idx["dense"].search(q, 10, Filter(since="2024-05-01"))
+    assert abs(may.mean - in_may.mean()) < 1e-3 and abs(may.std - in_may.std()) < 1e-3

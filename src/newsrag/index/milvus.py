@@ -294,16 +294,17 @@ class MilvusSparse(_Facade):
         super().__init__(collection)
         self._last: tuple[str, dict[int, float]] = ("", {})  # the last search's top RESCORE, for scores()
 
-    def _top(self, text: str, expr: str, k: int) -> Ranked:
+    def _top(self, text: str, expr: str, k: int) -> tuple[Ranked, dict[int, float]]:
         top = self.collection.search("sparse", text, max(k, RESCORE), expr, {"metric_type": "BM25"})
-        self._last = (text, dict(zip(top.ids.tolist(), top.scores.tolist())))
-        return top
+        found = dict(zip(top.ids.tolist(), top.scores.tolist()))
+        self._last = (text, found)  # one assignment, so a thread reading it sees a whole pair
+        return top, found
 
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
         if not query.tokens:
             return Ranked.none()
         expr = expression(where)
-        top = self._top(" ".join(query.tokens), expr, k)
+        top, _ = self._top(" ".join(query.tokens), expr, k)
         # Over every allowed chunk: the top scores, and zero for the rest (most match no query word).
         n = max(self.collection.allowed(expr), len(top.ids), 1)
         mean = float(top.scores.sum(dtype=np.float64)) / n
@@ -320,7 +321,7 @@ class MilvusSparse(_Facade):
         if not ids or not query.tokens:
             return np.zeros(len(ids), np.float32)
         text = " ".join(query.tokens)
-        if self._last[0] != text:
-            self._top(text, "", 0)
-        found = self._last[1]
+        last, found = self._last  # read once: another thread's search may replace it meanwhile
+        if last != text:
+            found = self._top(text, "", 0)[1]
         return np.array([found.get(i, 0.0) for i in ids], dtype=np.float32)

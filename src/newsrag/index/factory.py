@@ -40,6 +40,8 @@ def catch_up(store, indexes: list[SearchIndex], persist: bool) -> None:
     """
     now = store.generation()
     for index in indexes:
+        if not (persist or index.replays_in_memory):
+            continue  # it would do nothing; asking a server its generation costs a round trip per search
         have = index.saved_generation() if persist else index.generation()
         if have < now:
             try:

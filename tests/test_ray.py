@@ -7,6 +7,8 @@ import pytest
 
 from newsrag import Archive
 from newsrag.cli import main
+from newsrag.embed_ray import start
+from newsrag.embedders import EmbedderError
 
 from test_crash import write_feed
 
@@ -16,10 +18,46 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def ray_local():
+    """A local cluster, started as ``--ray`` with no address starts one (twice if it must)."""
     import ray
 
+    try:
+        start(ray, None)
+    except EmbedderError as e:
+        if "timed out during startup" not in str(e):
+            raise
+        pytest.skip(f"Ray's local node did not come up on this machine, twice: {e}")
     yield
     ray.shutdown()
+
+
+class FlakyRay:
+    """Ray whose first ``fails`` starts time out, as a local node did once on a busy CI machine."""
+
+    def __init__(self, fails: int):
+        self.fails, self.inits, self.shutdowns = fails, [], 0
+
+    def init(self, address=None, **kw):
+        self.inits.append(address)
+        if len(self.inits) <= self.fails:
+            raise Exception("The current node timed out during startup. This could happen because ...")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_local_cluster_that_times_out_starting_is_started_again():
+    ray = FlakyRay(fails=1)
+    start(ray, None)
+    assert ray.inits == [None, None] and ray.shutdowns == 1
+    ray = FlakyRay(fails=2)
+    with pytest.raises(EmbedderError, match="cannot reach the Ray cluster at local: The current node timed out"):
+        start(ray, None)
+    # A cluster the user named is asked once: a wrong address is said at once.
+    ray = FlakyRay(fails=1)
+    with pytest.raises(EmbedderError, match="at ray://10.0.0.9:10001"):
+        start(ray, "ray://10.0.0.9:10001")
+    assert len(ray.inits) == 1
 
 
 def test_ray_ingest_equals_a_plain_one(tmp_path, capsys, ray_local):

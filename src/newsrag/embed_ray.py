@@ -16,6 +16,28 @@ import numpy as np
 from .embedders import Embedder, EmbedderError
 
 
+LOCAL_TRIES = 2  # a local cluster that did not come up is started once more
+
+
+def start(ray, address: str | None) -> None:
+    """Connect to the cluster at ``address``, or start a local one (``None``).
+
+    Ray gives a starting local node a fixed 30 s to register; on a busy two-core machine it
+    once did not, and a second start worked. A cluster at an address is not retried: an
+    address that does not answer is the user's to fix, and saying so at once is kinder.
+    """
+    tries = LOCAL_TRIES if address is None else 1
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            return
+        except (Exception, SystemExit) as e:  # Ray exits the process when no cluster answers
+            ray.shutdown()  # what half started goes before the next try
+            if attempt == tries:
+                raise EmbedderError(f"cannot reach the Ray cluster at {address or 'local'}: "
+                                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
 class _Worker:
     def __init__(self, embedder: Embedder):
         # A copy of the driver's embedder: newsrag's pickle without their loaded model and load
@@ -56,12 +78,7 @@ class RayEmbedder:
             except ImportError:
                 raise EmbedderError("--ray needs Ray: pip install 'newsrag[ray]'") from None
             if not ray.is_initialized():
-                try:
-                    ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                             ignore_reinit_error=True)
-                except (Exception, SystemExit) as e:  # Ray exits the process when no cluster answers
-                    raise EmbedderError(f"cannot reach the Ray cluster at {self.address or 'local'}: "
-                                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                start(ray, self.address)
             actor = ray.remote(num_cpus=1)(_Worker)
             self._pool = ActorPool([actor.remote(self.local) for _ in range(self.workers)])
         return self._pool

@@ -198,6 +198,7 @@ def test_summarize_a_file_needs_no_index(tmp_path, capsys, crawled_file):
     code, out, err = run(capsys, "summarize", crawled_file, "--max-chars", "40", "--index", tmp_path / "none")
     assert code == 0 and 0 < len(out.strip()) <= 40 and "區委召開常委會會議" in out
     assert "記者" not in out and "新聞網訊" not in out and not (tmp_path / "none").exists()
+    assert err.startswith("newsrag: 「區委常委會會議召開」: ")  # named by its title: an unstored id says nothing
     code, out, err = run(capsys, "summarize", crawled_file, "--json")
     [s] = json.loads(out)
     assert s["title"] == "區委常委會會議召開" and s["max_chars"] == 30

@@ -137,3 +137,15 @@ def test_no_fragments_a_clause_leaning_on_its_neighbour_or_a_date_alone(max_char
     for x in s.sentences:
         assert not re.match(r"^(?:还|方可)", x.text) and not re.search(r"(?:结束后|介绍)。$", x.text), x.text
         assert x.text != "3月11日下午。"
+
+
+def test_a_quotation_is_taken_whole_or_not_at_all():
+    # Cut at its commas, the quotation would leave 「不会急于处罚。”」 or an opening “ never closed.
+    text = ("青溪区六个社区开始试行垃圾定时定点投放，原有楼道垃圾桶全部撤除。"
+            "区城管局副局长赵国栋说：“试点的关键在于居民习惯，前期我们以劝导为主，不会急于处罚。”"
+            "根据试点方案，居民需将垃圾分为四类，投放到小区内的集中投放点。")
+    for max_chars in (20, 30, 45, 60, 80, 200):
+        for s in summarize(text, ExtractiveGenerator(), max_chars=max_chars).sentences:
+            assert s.text.count("“") == s.text.count("”"), (max_chars, s.text)
+            assert not s.text.startswith(("不会急于处罚", "前期我们")), (max_chars, s.text)
+            assert not s.text.endswith("根据试点方案。"), (max_chars, s.text)  # an adverbial alone says nothing

@@ -313,7 +313,9 @@ def cmd_summarize(args) -> int:
             print(s.text + ("\n" if len(summaries) > 1 else ""))
             if s.unsupported:
                 print("[?] 以下句子在原文中找不到依据: " + " / ".join(s.unsupported))
-        print(f"newsrag: {s.article_id}: {len(s.text)} of {s.max_chars} characters, "
+        # An article of a file is named by its title: its id means something only once it is stored.
+        name = s.article_id if not target.is_file() else f"「{s.title}」" if s.title else target.name
+        print(f"newsrag: {name}: {len(s.text)} of {s.max_chars} characters, "
               f"{plural(len(s.sentences), 'sentence')} ({s.generator})", file=sys.stderr)
     return 1 if errors else 0
 

@@ -33,7 +33,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .answering import Traced, cite, is_furniture, scaffold_of
+from .answering import Traced, cite, scaffold_of
+from .extractive import is_furniture, story_start
 from .generators import ChatGenerator, Generator, collect
 from .prompts import Passage
 from .text import is_meta_line, normalize, sentence_spans, words
@@ -45,19 +46,19 @@ TITLE_WEIGHT = 2.0
 
 _CLAUSE = re.compile(r"[^，：,:]+[，：,:]?")
 _PARENTHETICAL = re.compile(r"[（(][^（）()]{0,40}[）)]")
-# 「新华社北京3月1日电」「武進新聞網訊」 opening an article, and a 【环球时报】 tag.
-_WIRE = re.compile(r"^(?:【[^】]{0,20}】|[\u4e00-\u9fff]{1,12}?(?:网|網|社|报|報|台|臺|站|端|媒)"
-                   r"(?:[\u4e00-\u9fff]{0,6}?\d{1,2}月\d{1,2}日)?\s*(?:电|電|讯|訊))\s*")
 # Connectives and pronouns that point back to the clause before (「并推出…」「至51.45美元」「其工厂…」).
 _LEANS_BACK = re.compile(r"^(?:并|而|但|却|还|也|又|则|至|且|以及|及|从而|因此|所以|于是|那么|然而|不过|可是|甚至|"
                          r"方可|才|便|即|其|该|这|此|他|她|它|把|将其|对此)")
 # A clause that announces what follows (「…结束后，」「…介绍，」「做法：」): a run may not end with it.
-_LEANS_FORWARD = re.compile(r"(?:[：:]|(?:后|时|前|期间|以来|之际|介绍|表示|说|指出|称|认为|强调|透露|获悉|了解到|显示)[，,])$")
+# So does an adverbial phrase (「根据试点方案，」「在预试点中，」): what it qualifies comes after.
+_LEANS_FORWARD = re.compile(r"(?:[：:]|(?:后|时|前|中|期间|以来|之际|介绍|表示|说|指出|称|认为|强调|透露|获悉|了解到|显示)[，,])$"
+                            r"|^(?:根据|按照|依据|依照|随着|为了|通过|对于|关于|截至|截止|据)[^，,]*[，,]$")
 # A key term has a Chinese character or is a Latin word: numbers and lone letters are facts a
 # clause carries, not what the article is about (and jieba's IDF table, lacking them, would
 # give each the median weight of an unknown word, more than most real words).
 _TERM = re.compile(r"[\u3400-\u9fff]|[a-z]{2}")
 _OPEN_END = re.compile(r"[，、：；,;:\s]+$")
+_OPENING_QUOTES, _CLOSING_QUOTES = "“「『‘", "”」』’"
 _CLOSED = re.compile(r"(?:[。！？!?…]|[。！？!?][」』”’\"）)])$")
 
 
@@ -128,8 +129,8 @@ def _idf() -> tuple[dict[str, float], float]:
 
 
 def _compress(raw: str) -> str:
-    """A unit's text without asides in parentheses (bylines among them) or an opening wire dateline."""
-    return _WIRE.sub("", _PARENTHETICAL.sub("", raw).strip())
+    """A unit's text without an opening dateline or byline, nor asides in parentheses."""
+    return _PARENTHETICAL.sub("", raw[story_start(raw):]).strip()
 
 
 def _close(s: str) -> str:
@@ -148,13 +149,17 @@ def _units(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[_Uni
     """Runs of whole clauses of one sentence, each as long as the budget allows. A run may start
     and end mid-sentence (a short budget then takes a long sentence's core), but not start at a
     clause that leans on the one before (「并…」「但…」「其…」) nor end at one that announces the
-    next (「…后，」「…表示，」): cut there, it reads as a fragment."""
+    next (「…后，」「…表示，」), nor cut a quotation (「不会急于处罚。”」): cut there, it reads as a
+    fragment."""
     units = []
     for k, (a, b) in enumerate(spans):
         clauses = [(a + m.start(), a + m.end()) for m in _CLAUSE.finditer(text[a:b])]
         terms = [frozenset(words(normalize(_compress(text[s:e])))) for s, e in clauses]
+        # A quotation that runs over several sentences cannot be kept whole: its sentences are
+        # taken from their start.
+        quoted_across = not _quotes_balanced(text[a:b])
         for i, (start, _) in enumerate(clauses):
-            if i and _LEANS_BACK.match(normalize(_compress(text[start:clauses[i][1]]))):
+            if i and (quoted_across or _LEANS_BACK.match(normalize(_compress(text[start:clauses[i][1]])))):
                 continue
             for j in range(i, len(clauses)):
                 end = clauses[j][1]
@@ -167,9 +172,20 @@ def _units(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[_Uni
                     break
                 ends_sentence = j == len(clauses) - 1
                 if len(_OPEN_END.sub("", body)) >= MIN_UNIT_CHARS and \
+                        (quoted_across or _quotes_balanced(text[a:start]) and _quotes_balanced(text[start:end])) and \
                         (ends_sentence or not _LEANS_FORWARD.search(normalize(text[clauses[j][0]:end]).strip())):
                     units.append(_Unit(k, start, end, out, frozenset().union(*terms[i:j + 1])))
     return units
+
+
+def _quotes_balanced(s: str) -> bool:
+    """Every quotation in ``s`` opens and closes inside it."""
+    depth = 0
+    for ch in s:
+        depth += (ch in _OPENING_QUOTES) - (ch in _CLOSING_QUOTES)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _head(clause: str, max_chars: int) -> str:

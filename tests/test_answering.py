@@ -195,6 +195,18 @@ def test_how_many_and_who_questions_lead_with_a_number_and_a_name():
     assert _first("北岭国防军向军事基地发射导弹的情况", [first, count]).startswith("北岭国防军")
 
 
+def test_a_what_was_decided_question_leads_with_what_was_decided():
+    centre = Passage(1, "centre", "人才服务中心启用", "2024-05-16", "甲报",
+                     "青溪区人才服务中心正式启用，中心设有政策咨询、人才认定等8个窗口。")
+    rules = Passage(2, "rules", "青溪区高层次人才引进办法", "2024-03-12", "乙报",
+                    "区政府常务会议审议通过《青溪区高层次人才引进办法》，A类人才最高可获500万元项目资助。")
+    # 「政策」 and 「人才」 are in the centre's sentence too; the decision is the other one
+    assert "审议通过" in _first("会议关于人才政策作了什么决定？", [centre, rules])
+    assert "审议通过" in _first("区里出台了哪些人才措施？", [centre, rules])
+    # asked what the centre offers, nothing was decided: the centre leads
+    assert "窗口" in _first("人才服务中心提供哪些政策咨询窗口？", [centre, rules])
+
+
 def test_bylines_and_datelines_are_never_evidence():
     text = ("本报讯（记者 孙立）本学期以来，青溪区42所学校全部提供课后服务，参与率为93.6%。\n"
             "会议还提出，全区计划公开招聘教师320名。\n（记者 周敏）\n新华社北京3月1日电\n编辑：赵雪")
@@ -229,7 +241,7 @@ def test_sample_answers_lead_with_the_answer_and_cite_no_furniture(sample_index)
         metro = a.ask("地铁什么时候开通？")
         assert "年底前" in metro.sentences[0].text
         talent = a.ask("會議關於人才政策作了什麼決定？")
-        assert "人才" in talent.sentences[0].text
+        assert "人才" in talent.sentences[0].text and "《办法》" in talent.sentences[0].text  # the rules, not the centre
         for ans in (metro, talent):
             assert all(s.supported for s in ans.sentences)
             assert not any(is_furniture(c.quote) or "记者" in c.quote or "記者" in c.quote for c in ans.citations)

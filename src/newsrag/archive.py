@@ -146,7 +146,8 @@ class Archive:
             "embedder": embedder.name, "dim": dim, "backend": settings.backend, "chunk_tokens": settings.chunk_tokens,
             "chunk_overlap": settings.chunk_overlap, "collection": f"newsrag_{uuid.uuid4().hex[:12]}"})
         indexes = open_indexes(settings.backend, root, dim=dim, ann=settings.ann, milvus_uri=settings.milvus_uri,
-                               milvus_token=settings.milvus_token, collection=manifest.get("collection"))
+                               milvus_token=settings.milvus_token, collection=manifest.get("collection"),
+                               terms=store)
         archive = cls(settings.replace(read_only=read_only), store, embedder, indexes)
         if read_only:  # its searches replay in memory what the saved structures lack
             return archive

@@ -129,3 +129,16 @@ class ArticleStore(Protocol):
     def generation(self) -> int: ...
 
     def changes_since(self, generation: int) -> Changes: ...
+
+
+class TermSource(Protocol):
+    """BM25's statistics as the store keeps them, for a backend that scores with the local formula."""
+
+    def count_terms(self) -> None:
+        """Make ``term_stats`` cheap from now on (the caller holds the write lock)."""
+
+    def term_stats(self, tokens: Sequence[str]) -> tuple[int, float, dict[str, int]]:
+        """(live chunks, their average length, document frequency of each of ``tokens`` present)."""
+
+    def chunk_tokens(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The BM25 tokens of each of ``ids`` still stored."""

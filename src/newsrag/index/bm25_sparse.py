@@ -25,6 +25,16 @@ from .segments import Segment, SegmentedIndex, View
 BM25_K1, BM25_B = 0.9, 0.4
 
 
+def idf(live: int, df) -> float:
+    """Lucene's IDF of a term in ``df`` of ``live`` chunks."""
+    return float(np.log(1 + (live - df + 0.5) / (df + 0.5)))
+
+
+def saturation(tf, length, avgdl: float, k1: float = BM25_K1, b: float = BM25_B):
+    """A term's BM25 factor for its frequency in a chunk of ``length`` tokens (arrays or numbers)."""
+    return tf / (tf + k1 * (1 - b + b * length / avgdl))
+
+
 class SparseSegment(Segment):
     def __init__(self, ids, dates, src_codes, src_names, vocab: list[str], indptr: np.ndarray,
                  rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray):
@@ -123,7 +133,7 @@ class SparseSegment(Segment):
         for token, w in weights.items():
             rows, tf = self.postings(token)
             if len(rows):  # work in proportion to the postings, not to the segment
-                out[rows] += w * tf / (tf + k1 * (1 - b + b * self.lengths[rows] / avgdl))
+                out[rows] += w * saturation(tf, self.lengths[rows], avgdl, k1, b)
         return out
 
 
@@ -146,7 +156,7 @@ class BM25Index(SegmentedIndex):
         for t, n in Counter(tokens).items():
             df = sum(seg.df(t, dead) for seg, dead in zip(view.segments, view.dead))
             if df:
-                weights[t] = n * float(np.log(1 + (live_rows - df + 0.5) / (df + 0.5)))
+                weights[t] = n * idf(live_rows, df)
         return weights, max(total / live_rows, 1e-9)
 
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
@@ -182,13 +192,10 @@ class BM25Index(SegmentedIndex):
         weights, avgdl = self._weights(view, query.tokens)
         if not weights:
             return out
-        for seg in view.segments:
-            pos = np.minimum(np.searchsorted(seg.ids, ids), len(seg.ids) - 1)
-            hit = seg.ids[pos] == ids
+        for i, seg in enumerate(view.segments):
+            hit, rows = view.rows_of(i, ids)
             if not hit.any():
                 continue
-            rows = pos[hit]
-            norm = self.k1 * (1 - self.b + self.b * seg.lengths[rows] / avgdl)
             acc = np.zeros(len(rows), np.float32)
             for token, w in weights.items():
                 prow, tf = seg.postings(token)
@@ -196,6 +203,7 @@ class BM25Index(SegmentedIndex):
                     at = np.searchsorted(prow, rows)
                     at = np.minimum(at, len(prow) - 1)
                     present = prow[at] == rows
-                    acc[present] += w * tf[at[present]] / (tf[at[present]] + norm[present])
+                    acc[present] += w * saturation(tf[at[present]], seg.lengths[rows][present], avgdl,
+                                                   self.k1, self.b)
             out[hit] = acc
         return out

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from ..text import one_line
-from .base import BackendError, SearchIndex
+from .base import BackendError, SearchIndex, TermSource
 
 log = logging.getLogger("newsrag.index")
 
@@ -15,8 +15,12 @@ ANN = ("auto", "flat", "hnsw")
 
 
 def open_indexes(backend: str, root: str | Path, *, dim: int, ann: str = "auto", milvus_uri: str | None = None,
-                 milvus_token: str | None = None, collection: str | None = None) -> list[SearchIndex]:
-    """The dense and sparse structures of the index at ``root``; nothing is loaded or connected yet."""
+                 milvus_token: str | None = None, collection: str | None = None,
+                 terms: TermSource | None = None) -> list[SearchIndex]:
+    """The dense and sparse structures of the index at ``root``; nothing is loaded or connected yet.
+
+    ``terms``: the store, whose BM25 statistics the milvus backend scores with.
+    """
     if backend == "local":
         from .bm25_sparse import BM25Index
         from .faiss_dense import FaissIndex
@@ -27,7 +31,9 @@ def open_indexes(backend: str, root: str | Path, *, dim: int, ann: str = "auto",
 
         shared = MilvusCollection(milvus_uri or str(Path(root) / "milvus.db"), collection or "newsrag", dim,
                                   token=milvus_token)
-        return [MilvusDense(shared), MilvusSparse(shared)]
+        if terms is None:
+            raise ValueError("the milvus backend scores BM25 with the store's statistics: pass terms=")
+        return [MilvusDense(shared), MilvusSparse(shared, terms)]
     raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
 
 

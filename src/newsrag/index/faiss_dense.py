@@ -191,10 +191,8 @@ class FaissIndex(SegmentedIndex):
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(len(ids), np.float32)
         q = np.asarray(query.vector, dtype=np.float32)
-        for seg in view.segments:
-            pos = np.searchsorted(seg.ids, ids)
-            pos = np.minimum(pos, len(seg.ids) - 1)
-            hit = seg.ids[pos] == ids
+        for i, seg in enumerate(view.segments):
+            hit, rows = view.rows_of(i, ids)
             if hit.any():
-                out[hit] = dot(seg.vectors(pos[hit]), q)
+                out[hit] = dot(seg.vectors(rows), q)
         return out

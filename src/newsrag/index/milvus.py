@@ -9,17 +9,21 @@ again. The generation the collection has applied is a collection property, so
 a crash between the SQLite commit and the Milvus update is replayed like the
 local segments are.
 
+BM25 as the local index scores it: Milvus's BM25 function finds the top
+``RESCORE`` candidates, and newsrag scores them with the local formula (k1 0.9,
+b 0.4) from the tokens and document frequencies the SQLite store keeps
+(``TermSource``). Milvus Lite 3.2.2 ignores ``bm25_k1``/``bm25_b`` (it scores with
+1.2/0.75) and keeps corpus statistics per segment, so its own scores ranked
+differently: 0.020 MRR@10 below local on news (docs/scale.md). Now the
+two differ only where the local top-k falls outside Milvus's top ``RESCORE``.
+
 Hybrid search is fused by ``fusion.py``, as for the local indexes: each
 retriever reports the spread of its scores over the chunks the filter allows
-(dense: a sample of stored vectors; BM25: its top ``RESCORE`` scores and zero
+(dense: a sample of stored vectors; BM25: its candidates' scores and zero
 for every other allowed chunk), and a candidate of the other list gets its
-exact score (dense: its stored vector; BM25: from that top ``RESCORE``, zero
-beyond). On the same Milvus candidates (benchmarks/retrieval.py, 400 questions
-a set) Milvus's own ``WeightedRanker`` (arctan-normalised scores, no
+exact score. On the same Milvus candidates (benchmarks/retrieval.py, 400
+questions a set) Milvus's own ``WeightedRanker`` (arctan-normalised scores, no
 rescoring) lost up to 0.035 MRR@10 to this and ``RRFRanker`` up to 0.12.
-Milvus Lite 3.2.2 ignores ``bm25_k1``/``bm25_b`` (three collections built with
-different values score alike: it uses 1.2 and 0.75) and keeps its own corpus
-statistics, so its BM25 ranks somewhat differently from the local index.
 
 ``uri`` is a Milvus Lite file (``./news.db``: embedded, one process at a time)
 or a server (``http://host:19530``, with ``token``).
@@ -28,12 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..text import one_line
-from .base import BackendError, Changes, Filter, Query, Ranked, date_key
+from .base import BackendError, Changes, Filter, Query, Ranked, TermSource, date_key
+from .bm25_sparse import BM25_B, BM25_K1, idf, saturation
 from .faiss_dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
 GENERATION = "newsrag.generation"
@@ -41,7 +47,7 @@ MAX_ID = "newsrag.max_id"  # the largest chunk id ever stored: where the dense s
 SCHEMA = ("newsrag.schema", "2")  # a collection of another layout is rebuilt from SQLite
 INSERT_BATCH = 1000
 HNSW = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}  # the local segments' graph, for the same recall
-RESCORE = 300  # BM25 candidates fetched per search (Lite: ~30 ms for 300, ~70 ms for 1,000 on this machine)
+RESCORE = 300  # BM25 candidates fetched and rescored per search (Lite: ~30 ms for 300, ~70 ms for 1,000 here)
 SAMPLE = 2048  # ids tried for the spread of a query's similarities (as the local segments sample theirs)
 CACHE_SECONDS = 60  # a sample and a count are reused this long (another process may be writing)
 INDEX_WAIT = 60.0  # seconds an apply waits for Milvus to index what it flushed
@@ -68,7 +74,8 @@ def expression(where: Filter | None) -> str:
 class MilvusCollection:
     """The connection, the schema, and the generation the collection has applied."""
 
-    def __init__(self, uri: str, name: str, dim: int, token: str | None = None, k1: float = 0.9, b: float = 0.4):
+    def __init__(self, uri: str, name: str, dim: int, token: str | None = None, k1: float = BM25_K1,
+                 b: float = BM25_B):
         self.uri, self.name, self.dim, self.token, self.k1, self.b = uri, name, dim, token, k1, b
         self._client = None
         self._cache: dict[tuple, tuple[float, object]] = {}
@@ -288,40 +295,51 @@ class MilvusDense(_Facade):
 
 
 class MilvusSparse(_Facade):
+    """Milvus's BM25 finds the candidates; the local index's formula and the store's statistics score them."""
+
     kind = "sparse"
 
-    def __init__(self, collection: MilvusCollection):
+    def __init__(self, collection: MilvusCollection, terms: TermSource):
         super().__init__(collection)
-        self._last: tuple[str, dict[int, float]] = ("", {})  # the last search's top RESCORE, for scores()
+        self.terms = terms
 
-    def _top(self, text: str, expr: str, k: int) -> tuple[Ranked, dict[int, float]]:
-        top = self.collection.search("sparse", text, max(k, RESCORE), expr, {"metric_type": "BM25"})
-        found = dict(zip(top.ids.tolist(), top.scores.tolist()))
-        self._last = (text, found)  # one assignment, so a thread reading it sees a whole pair
-        return top, found
+    def apply(self, changes: Changes, persist: bool = True) -> None:
+        if persist:
+            self.terms.count_terms()  # once, for an index made before the store kept them
+        super().apply(changes, persist)
 
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
         if not query.tokens:
             return Ranked.none()
         expr = expression(where)
-        top, _ = self._top(" ".join(query.tokens), expr, k)
-        # Over every allowed chunk: the top scores, and zero for the rest (most match no query word).
-        n = max(self.collection.allowed(expr), len(top.ids), 1)
-        mean = float(top.scores.sum(dtype=np.float64)) / n
-        square = float(np.square(top.scores, dtype=np.float64).sum()) / n
-        return Ranked(top.ids[:k], top.scores[:k], mean, max(square - mean * mean, 0.0) ** 0.5)
+        found = self.collection.search("sparse", " ".join(query.tokens), max(k, RESCORE), expr,
+                                       {"metric_type": "BM25"})
+        scores = self.scores(query, found.ids)
+        keep = np.lexsort((found.ids, -scores))
+        keep = keep[scores[keep] > 0]
+        ids, scores = found.ids[keep], scores[keep]
+        # Over every allowed chunk: the candidates' scores, and zero for the rest (most match no query word).
+        n = max(self.collection.allowed(expr), len(ids), 1)
+        mean = float(scores.sum(dtype=np.float64)) / n
+        square = float(np.square(scores, dtype=np.float64).sum()) / n
+        return Ranked(ids[:k], scores[:k], mean, max(square - mean * mean, 0.0) ** 0.5)
 
     def scores(self, query: Query, ids: Sequence[int]) -> np.ndarray:
-        """BM25 of ``ids`` from the query's top ``RESCORE`` (the last search's, else a new one); 0 below it.
-
-        A search filtered to the ids would not do: Milvus Lite computes BM25 statistics over what
-        a filter leaves, so those scores would not compare with the search's.
-        """
+        """BM25 of ``ids`` as the local index scores them: its k1 and b, the store's IDF and lengths."""
         ids = [int(i) for i in ids]
+        out = np.zeros(len(ids), np.float32)
         if not ids or not query.tokens:
-            return np.zeros(len(ids), np.float32)
-        text = " ".join(query.tokens)
-        last, found = self._last  # read once: another thread's search may replace it meanwhile
-        if last != text:
-            found = self._top(text, "", 0)[1]
-        return np.array([found.get(i, 0.0) for i in ids], dtype=np.float32)
+            return out
+        live, avgdl, df = self.terms.term_stats(query.tokens)
+        weights = {t: n * idf(live, df[t]) for t, n in Counter(query.tokens).items() if t in df}
+        if not weights:
+            return out
+        docs = self.terms.chunk_tokens(ids)
+        tfs = [Counter(docs.get(i, ())) for i in ids]
+        lengths = np.array([len(docs.get(i, ())) for i in ids], np.float32)
+        c = self.collection
+        for t, w in weights.items():  # in float32 and in this order, as the local segments add it up
+            tf = np.array([counts[t] for counts in tfs], np.float32)
+            hit = tf > 0
+            out[hit] += w * saturation(tf[hit], lengths[hit], avgdl, c.k1, c.b)
+        return out

@@ -193,6 +193,17 @@ class View:
             return mask
         return ~dead if mask is None else mask & ~dead
 
+    def rows_of(self, i: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``ids`` are alive in segment ``i``, their rows there)."""
+        seg = self.segments[i]
+        if not len(seg.ids):
+            return np.zeros(len(ids), bool), np.zeros(0, np.int64)
+        pos = np.minimum(np.searchsorted(seg.ids, ids), len(seg.ids) - 1)
+        hit = seg.ids[pos] == ids
+        if self.dead[i] is not None:
+            hit &= ~self.dead[i][pos]
+        return hit, pos[hit]
+
 
 def _tier(rows: int) -> int:
     return int(math.log10(max(rows, 1)))

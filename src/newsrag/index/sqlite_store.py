@@ -52,9 +52,28 @@ CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
 CREATE TABLE IF NOT EXISTS lsh(key INTEGER NOT NULL, article_id TEXT NOT NULL, PRIMARY KEY(key, article_id))
   WITHOUT ROWID;
 """
+# Document frequencies of the live chunks' tokens, for a backend whose own BM25 statistics are
+# not the local index's (Milvus). Counted once when such a backend first asks (``count_terms``),
+# then kept by every write in the write's own transaction; meta ``terms`` = "1" says they are.
+_TERMS = "CREATE TABLE IF NOT EXISTS terms(token TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID"
 ARTICLE_COLUMNS = ("id", "title", "date", "source", "url", "author", "text", "raw", "meta", "origin",
                    "content_hash", "canonical_id", "added_at")
 REPLAY_BATCH = 50_000
+
+
+def _split(tokens: str) -> list[str]:
+    """A chunk's BM25 tokens as stored (joined by spaces)."""
+    return tokens.split(" ") if tokens else []
+
+
+def _tally(token_lists: Iterable[list[str]]) -> tuple[int, Counter, int]:
+    """(chunks, chunks holding each token, tokens in all)."""
+    df: Counter = Counter()
+    chunks = length = 0
+    for tokens in token_lists:
+        df.update(set(tokens))
+        chunks, length = chunks + 1, length + len(tokens)
+    return chunks, df, length
 
 
 class IndexMismatch(RuntimeError):
@@ -85,6 +104,8 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._gen: int | None = None  # the generation the open transaction will commit (one writer at a time)
+        self._terms = False  # whether the open transaction keeps the document frequencies
+        self._scanned: tuple[int, Counter, int] | None = None  # (chunks, df, tokens) of an uncounted read-only index
         if not self._current():
             if read_only:
                 raise storage.read_only(self.root)
@@ -203,6 +224,7 @@ class SQLiteStore:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self._gen = self.generation() + 1
+            self._terms = self._meta("terms") == "1"
             yield self.db
             self.db.execute("INSERT INTO meta(key, value) VALUES('generation', ?) "
                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(self._gen),))
@@ -212,11 +234,14 @@ class SQLiteStore:
                 self.db.execute("ROLLBACK")
             raise
         finally:
-            self._gen = None
+            self._gen, self._terms = None, False
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
 
     def generation(self) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0]) if row else 0
+        return int(self._meta("generation") or 0)
 
     def put_article(self, art: dict, minhash: np.ndarray | None) -> None:
         cols = ARTICLE_COLUMNS + ("source_norm", "minhash")
@@ -228,13 +253,55 @@ class SQLiteStore:
 
     def put_chunks(self, article_id: str, rows: Iterable[tuple]) -> None:
         """rows: (seq, start, end, text, norm_hash, tokens, vector)."""
+        rows = list(rows)
         self.db.executemany(
             'INSERT INTO chunks(article_id, seq, start, "end", text, norm_hash, tokens, vector, gen) '
             "VALUES(?,?,?,?,?,?,?,?,?)",
             [(article_id, s, a, b, t, h, " ".join(tok), np.asarray(v, np.float32).tobytes(), self._gen)
              for s, a, b, t, h, tok, v in rows])
+        self._count([r[5] for r in rows], +1)
+
+    def _count(self, token_lists: Iterable[list[str]], sign: int) -> None:
+        """Add (+1) or take away (-1) chunks from the document frequencies, when they are kept."""
+        if not self._terms:
+            return
+        chunks, df, length = _tally(token_lists)
+        self.db.executemany("INSERT INTO terms(token, df) VALUES(?, ?) "
+                            "ON CONFLICT(token) DO UPDATE SET df = df + excluded.df",
+                            [(t, sign * n) for t, n in df.items()])
+        self.db.executemany("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
+                            [(sign * chunks, "terms_chunks"), (sign * length, "terms_tokens")])
+
+    def _uncount(self, where: str, params: Iterable) -> None:
+        """Take the chunks ``where`` selects away from the document frequencies (before deleting them)."""
+        if self._terms:
+            self._count((_split(r[0]) for r in self.db.execute(f"SELECT tokens FROM chunks WHERE {where}",
+                                                               list(params)).fetchall()), -1)
+
+    def count_terms(self) -> None:
+        """Count every chunk's tokens once, if nobody has (under the write lock; no new generation)."""
+        if self._meta("terms") == "1":
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(_TERMS)
+            self.db.execute("DELETE FROM terms")
+            self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
+                                [("terms_chunks", "0"), ("terms_tokens", "0"), ("terms", "1")])
+            self._terms = True
+            cur = self.db.execute("SELECT tokens FROM chunks")
+            while rows := cur.fetchmany(REPLAY_BATCH):
+                self._count((_split(r[0]) for r in rows), +1)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        finally:
+            self._terms = False
 
     def delete_article_rows(self, article_id: str) -> None:
+        self._uncount("article_id=?", (article_id,))
         self.db.execute("INSERT OR REPLACE INTO tombstones(chunk_id, gen) SELECT id, ? FROM chunks "
                         "WHERE article_id=?", (self._gen, article_id))
         self.db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
@@ -252,6 +319,8 @@ class SQLiteStore:
     def drop_chunks(self, chunk_ids: Iterable[int]) -> None:
         """Remove chunks (leaving tombstones) whatever their article: ``check --repair`` of strays."""
         rows = [(int(i), self._gen) for i in chunk_ids]
+        for i in range(0, len(rows), 500):
+            self._uncount(f"id IN ({','.join('?' * len(rows[i:i + 500]))})", [r[0] for r in rows[i:i + 500]])
         self.db.executemany("INSERT OR REPLACE INTO tombstones(chunk_id, gen) VALUES(?, ?)", rows)
         self.db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i, _ in rows])
 
@@ -283,7 +352,7 @@ class SQLiteStore:
                 "JOIN articles a ON a.id = c.article_id WHERE c.gen > ? AND c.gen <= ? ORDER BY c.id",
                 (generation, now))
             while rows := cur.fetchmany(REPLAY_BATCH):
-                yield [ChunkRecord(r[0], r[1].split(" ") if r[1] else [], np.frombuffer(r[2], np.float32),
+                yield [ChunkRecord(r[0], _split(r[1]), np.frombuffer(r[2], np.float32),
                                    r[3], r[4]) for r in rows]
 
         deletes = np.fromiter((r[0] for r in self.db.execute(
@@ -348,6 +417,39 @@ class SQLiteStore:
             q = f"SELECT norm_hash, vector FROM chunks WHERE norm_hash IN ({','.join('?' * len(part))})"
             for h, blob in self.db.execute(q, part):
                 out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def term_stats(self, tokens: Iterable[str]) -> tuple[int, float, dict[str, int]]:
+        """(live chunks, their average length in tokens, document frequency of each of ``tokens``)."""
+        tokens = sorted(set(tokens))
+        if self._meta("terms") != "1":
+            return self._scan_terms(tokens)
+        snapshot = not self.db.in_transaction  # one snapshot: a writer may commit between the statements
+        if snapshot:
+            self.db.execute("BEGIN")
+        try:
+            chunks, length = (int(self._meta(k) or 0) for k in ("terms_chunks", "terms_tokens"))
+            df = {t: n for t, n in self.db.execute(
+                f"SELECT token, df FROM terms WHERE token IN ({','.join('?' * len(tokens))}) AND df > 0", tokens)}
+        finally:
+            if snapshot:
+                self.db.execute("COMMIT")
+        return chunks, length / max(chunks, 1), df
+
+    def _scan_terms(self, tokens: list[str]) -> tuple[int, float, dict[str, int]]:
+        """``term_stats`` of an index nobody has counted (read-only): one scan, kept for this process."""
+        if self._scanned is None:
+            self._scanned = _tally(_split(r[0]) for r in self.db.execute("SELECT tokens FROM chunks"))
+        chunks, df, length = self._scanned
+        return chunks, length / max(chunks, 1), {t: df[t] for t in tokens if df[t] > 0}
+
+    def chunk_tokens(self, chunk_ids: Iterable[int]) -> dict[int, list[str]]:
+        ids = [int(i) for i in chunk_ids]
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            out.update((r[0], _split(r[1])) for r in self.db.execute(
+                f"SELECT id, tokens FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
         return out
 
     def chunk_rows(self, chunk_ids: Iterable[int]) -> dict[int, sqlite3.Row]:

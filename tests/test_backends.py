@@ -48,9 +48,6 @@ class MemoryTerms:
     def __init__(self):
         self.chunks: dict[int, list[str]] = {}
 
-    def count_terms(self) -> None:
-        pass
-
     def term_stats(self, tokens):
         docs = list(self.chunks.values())
         df = {t: sum(t in d for d in docs) for t in set(tokens)}

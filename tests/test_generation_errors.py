@@ -7,7 +7,7 @@ import sys
 import pytest
 import requests
 
-from newsrag import Archive, prompts
+from newsrag import Archive
 from newsrag.answering import NO_EVIDENCE, TRUNCATED_MARK
 from newsrag.api import create_app
 from newsrag.cli import main

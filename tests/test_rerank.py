@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import requests
 
-from newsrag import Archive, rerank
+from newsrag import rerank
 from newsrag.api import create_app
 from newsrag.chunking import indexed_text
 from newsrag.cli import main

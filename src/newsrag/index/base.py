@@ -89,6 +89,7 @@ class SearchIndex(Protocol):
 
     kind: str  # "dense" | "sparse"
     replays_in_memory: bool  # apply(persist=False) moves this process's view (else it does nothing)
+    uses_term_stats: bool  # scores BM25 with the store's ``TermSource`` (which the writer then keeps counted)
 
     def apply(self, changes: Changes, persist: bool = True) -> None:
         """Upsert and delete, then record ``changes.generation`` as applied.
@@ -130,12 +131,12 @@ class ArticleStore(Protocol):
 
     def changes_since(self, generation: int) -> Changes: ...
 
+    def count_terms(self) -> None:
+        """Count BM25's document frequencies once, and keep them from then on (under the write lock)."""
+
 
 class TermSource(Protocol):
     """BM25's statistics as the store keeps them, for a backend that scores with the local formula."""
-
-    def count_terms(self) -> None:
-        """Make ``term_stats`` cheap from now on (the caller holds the write lock)."""
 
     def term_stats(self, tokens: Sequence[str]) -> tuple[int, float, dict[str, int]]:
         """(live chunks, their average length, document frequency of each of ``tokens`` present)."""

@@ -44,6 +44,8 @@ def catch_up(store, indexes: list[SearchIndex], persist: bool) -> None:
     only updates this process's view (a reader while a writer works or after a crash),
     where the backend keeps one.
     """
+    if persist and any(index.uses_term_stats for index in indexes):
+        store.count_terms()  # the first time only (an index made before the store counted terms)
     now = store.generation()
     for index in indexes:
         if not (persist or index.replays_in_memory):

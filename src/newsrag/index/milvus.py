@@ -244,6 +244,7 @@ class _Facade:
 
     kind = ""
     replays_in_memory = False  # a reader never writes to a shared server (it could undo a writer's delete)
+    uses_term_stats = False
 
     def __init__(self, collection: MilvusCollection):
         self.collection = collection
@@ -298,15 +299,11 @@ class MilvusSparse(_Facade):
     """Milvus's BM25 finds the candidates; the local index's formula and the store's statistics score them."""
 
     kind = "sparse"
+    uses_term_stats = True
 
     def __init__(self, collection: MilvusCollection, terms: TermSource):
         super().__init__(collection)
         self.terms = terms
-
-    def apply(self, changes: Changes, persist: bool = True) -> None:
-        if persist:
-            self.terms.count_terms()  # once, for an index made before the store kept them
-        super().apply(changes, persist)
 
     def search(self, query: Query, k: int, where: Filter | None = None) -> Ranked:
         if not query.tokens:

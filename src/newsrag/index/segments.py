@@ -231,6 +231,7 @@ class SegmentedIndex:
     FORMAT = 1
     kind = ""
     replays_in_memory = True  # a reader behind the store catches up in this process's view
+    uses_term_stats = False  # the segments hold their own
 
     def __init__(self, folder: str | Path, segment_cls: type[Segment], options: dict | None = None,
                  tag: str = ""):

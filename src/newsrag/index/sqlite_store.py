@@ -53,8 +53,8 @@ CREATE TABLE IF NOT EXISTS lsh(key INTEGER NOT NULL, article_id TEXT NOT NULL, P
   WITHOUT ROWID;
 """
 # Document frequencies of the live chunks' tokens, for a backend whose own BM25 statistics are
-# not the local index's (Milvus). Counted once when such a backend first asks (``count_terms``),
-# then kept by every write in the write's own transaction; meta ``terms`` = "1" says they are.
+# not the local index's (Milvus). Counted once by the first writer that opens such a backend
+# (``count_terms``), then kept by every write in its own transaction; meta ``terms`` = "1" says so.
 _TERMS = "CREATE TABLE IF NOT EXISTS terms(token TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID"
 ARTICLE_COLUMNS = ("id", "title", "date", "source", "url", "author", "text", "raw", "meta", "origin",
                    "content_hash", "canonical_id", "added_at")
@@ -437,7 +437,8 @@ class SQLiteStore:
         return chunks, length / max(chunks, 1), df
 
     def _scan_terms(self, tokens: list[str]) -> tuple[int, float, dict[str, int]]:
-        """``term_stats`` of an index nobody has counted (read-only): one scan, kept for this process."""
+        """``term_stats`` before a writer has counted them (an index made before they were kept, opened
+        read-only): one scan, kept for this process."""
         if self._scanned is None:
             self._scanned = _tally(_split(r[0]) for r in self.db.execute("SELECT tokens FROM chunks"))
         chunks, df, length = self._scanned

@@ -14,8 +14,9 @@ BM25 as the local index scores it: Milvus's BM25 function finds the top
 b 0.4) from the tokens and document frequencies the SQLite store keeps
 (``TermSource``). Milvus Lite 3.2.2 ignores ``bm25_k1``/``bm25_b`` (it scores with
 1.2/0.75) and keeps corpus statistics per segment, so its own scores ranked
-differently: 0.020 MRR@10 below local on news (docs/scale.md). Now the
-two differ only where the local top-k falls outside Milvus's top ``RESCORE``.
+differently: 0.020 MRR@10 below local on news; rescored, they are equal on
+all three sets of benchmarks/retrieval.py (docs/scale.md). They can differ only where the
+local top-k falls outside Milvus's top ``RESCORE``.
 
 Hybrid search is fused by ``fusion.py``, as for the local indexes: each
 retriever reports the spread of its scores over the chunks the filter allows

@@ -167,18 +167,13 @@ class SQLiteStore:
         Chunks of schema 1 read as generation 1, so a search structure that starts from
         nothing replays them all.
         """
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate():
             self.db.execute("ALTER TABLE chunks ADD COLUMN gen INTEGER NOT NULL DEFAULT 1")
             for stmt in filter(str.strip, _SCHEMA_2.split(";")):
                 self.db.execute(stmt)
             for aid, blob in self.db.execute(
                     "SELECT id, minhash FROM articles WHERE canonical_id IS NULL AND minhash IS NOT NULL").fetchall():
                 self._lsh_add(aid, np.frombuffer(blob, dtype=np.uint64))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         for old in self.root.glob("derived-*"):  # schema 1's search structures; the new ones replay
             shutil.rmtree(old, ignore_errors=True)
 
@@ -220,19 +215,27 @@ class SQLiteStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self._gen = self.generation() + 1
-            self._terms = self._meta("terms") == "1"
-            yield self.db
-            self.db.execute("INSERT INTO meta(key, value) VALUES('generation', ?) "
-                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(self._gen),))
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write that makes a new generation."""
+        try:
+            with self._immediate():
+                self._gen = self.generation() + 1
+                self._terms = self._meta("terms") == "1"
+                yield self.db
+                self.db.execute("INSERT INTO meta(key, value) VALUES('generation', ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(self._gen),))
         finally:
             self._gen, self._terms = None, False
 
@@ -282,21 +285,16 @@ class SQLiteStore:
         """Count every chunk's tokens once, if nobody has (under the write lock; no new generation)."""
         if self._meta("terms") == "1":
             return
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(_TERMS)
-            self.db.execute("DELETE FROM terms")
-            self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                                [("terms_chunks", "0"), ("terms_tokens", "0"), ("terms", "1")])
-            self._terms = True
-            cur = self.db.execute("SELECT tokens FROM chunks")
-            while rows := cur.fetchmany(REPLAY_BATCH):
-                self._count((_split(r[0]) for r in rows), +1)
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+            with self._immediate():
+                self.db.execute(_TERMS)
+                self.db.execute("DELETE FROM terms")
+                self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
+                                    [("terms_chunks", "0"), ("terms_tokens", "0"), ("terms", "1")])
+                self._terms = True
+                cur = self.db.execute("SELECT tokens FROM chunks")
+                while rows := cur.fetchmany(REPLAY_BATCH):
+                    self._count((_split(r[0]) for r in rows), +1)
         finally:
             self._terms = False
 

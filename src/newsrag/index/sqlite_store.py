@@ -275,12 +275,6 @@ class SQLiteStore:
         self.db.executemany("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
                             [(sign * chunks, "terms_chunks"), (sign * length, "terms_tokens")])
 
-    def _uncount(self, where: str, params: Iterable) -> None:
-        """Take the chunks ``where`` selects away from the document frequencies (before deleting them)."""
-        if self._terms:
-            self._count((_split(r[0]) for r in self.db.execute(f"SELECT tokens FROM chunks WHERE {where}",
-                                                               list(params)).fetchall()), -1)
-
     def count_terms(self) -> None:
         """Count every chunk's tokens once, if nobody has (under the write lock; no new generation)."""
         if self._meta("terms") == "1":
@@ -299,7 +293,9 @@ class SQLiteStore:
             self._terms = False
 
     def delete_article_rows(self, article_id: str) -> None:
-        self._uncount("article_id=?", (article_id,))
+        if self._terms:  # taken away from the document frequencies before the chunks go
+            self._count([_split(r[0]) for r in self.db.execute(
+                "SELECT tokens FROM chunks WHERE article_id=?", (article_id,)).fetchall()], -1)
         self.db.execute("INSERT OR REPLACE INTO tombstones(chunk_id, gen) SELECT id, ? FROM chunks "
                         "WHERE article_id=?", (self._gen, article_id))
         self.db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
@@ -317,8 +313,8 @@ class SQLiteStore:
     def drop_chunks(self, chunk_ids: Iterable[int]) -> None:
         """Remove chunks (leaving tombstones) whatever their article: ``check --repair`` of strays."""
         rows = [(int(i), self._gen) for i in chunk_ids]
-        for i in range(0, len(rows), 500):
-            self._uncount(f"id IN ({','.join('?' * len(rows[i:i + 500]))})", [r[0] for r in rows[i:i + 500]])
+        if self._terms:
+            self._count(list(self.chunk_tokens(i for i, _ in rows).values()), -1)
         self.db.executemany("INSERT OR REPLACE INTO tombstones(chunk_id, gen) VALUES(?, ?)", rows)
         self.db.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i, _ in rows])
 
